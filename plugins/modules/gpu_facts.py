@@ -1,0 +1,340 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, ragops
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: gpu_facts
+short_description: Gather a host's NVIDIA and AMD GPU facts, and what Docker knows about them
+version_added: 0.1.0
+description:
+  - Reads, and never changes, what decides whether Ollama can use a host's GPUs.
+  - "NVIDIA: the loaded kernel module and driver version (C(/proc/driver/nvidia/version), else C(nvidia-smi)), each GPU's
+    index, UUID, name, memory, compute capability, PCI bus id and MIG mode with its MIG devices (C(nvidia-smi)),
+    the NVIDIA display controllers on the PCI bus and the C(/dev/nvidia*) nodes."
+  - "AMD: C(/dev/kfd) and the render nodes with their owning group ids (for C(--group-add)), each GPU node of the KFD
+    topology with its gfx target, and a suggested E(HSA_OVERRIDE_GFX_VERSION) for targets outside Ollama's ROCm list."
+  - "Containers: the C(docker) version, the runtimes, default runtime and CDI feature of C(/etc/docker/daemon.json),
+    the CDI spec files in C(/etc/cdi) and C(/var/run/cdi) with the devices they declare, and the C(nvidia-ctk) version."
+  - Checks Ollama's hardware floors (NVIDIA compute capability 5.0 and driver 550, compute capability 5.0-6.2 with
+    driver 570, AMD targets Ollama's ROCm build lacks) and reports each miss as data and as a warning.
+  - Odd output (C([N/A]) fields, C(No devices were found), a driver nvidia-smi cannot reach, a missing tool, invalid
+    JSON) gives null values, errors and hints, never a failure.
+  - "Everything is returned in one place: the fact C(ragops_gpu) (C(ansible_facts.ragops_gpu)). A registered result
+    holds it as RV(ansible_facts.ragops_gpu)."
+author:
+  - ragops (@ragops)
+options:
+  root:
+    description:
+      - The host's file system root to read C(/proc), C(/sys), C(/dev) and C(/etc) under.
+      - Another path inspects a mounted image or a captured tree; tools are still run on the host unless O(run_tools=false).
+    type: path
+    default: /
+  timeout:
+    description:
+      - Seconds each tool call (C(nvidia-smi), C(docker), C(nvidia-ctk)) may take before it is abandoned.
+      - A hung GPU can make C(nvidia-smi) wait for minutes. Needs C(timeout) from coreutils on the host.
+    type: int
+    default: 30
+  run_tools:
+    description:
+      - Whether to run C(nvidia-smi), C(docker) and C(nvidia-ctk) found on E(PATH).
+      - With V(false) only files under O(root) are read.
+    type: bool
+    default: true
+attributes:
+  check_mode:
+    support: full
+    description: The module never changes anything; it runs the same in check mode.
+  diff_mode:
+    support: none
+    description: Nothing changes, so there is nothing to diff.
+  facts:
+    support: full
+    description: Sets the fact C(ragops_gpu).
+  platform:
+    support: full
+    platforms: posix
+    description: Linux hosts (it reads C(/proc), C(/sys) and C(/dev)).
+notes:
+  - "Vendor rule: a vendor whose GPUs are usable wins (NVIDIA: C(nvidia-smi) lists a GPU; AMD: C(/dev/kfd) exists and
+    the KFD topology lists a GPU). When both are usable NVIDIA wins. With nothing usable the vendor whose GPUs are on
+    the PCI bus is reported (NVIDIA first), so a role can install the driver stack. A loaded driver without a GPU is
+    V(none). Both vendors' lists are always reported."
+  - "E(HSA_OVERRIDE_GFX_VERSION_<N>): libhsakmt keys the per-device override by KFD topology node id, and CPU nodes count,
+    so on a one-socket host the first GPU is C(_1), not the C(_0) that Ollama's documentation shows. When every GPU
+    would end up on the same version (gfx1030 + gfx1034) one plain E(HSA_OVERRIDE_GFX_VERSION) is suggested instead."
+  - Only well-known overrides are suggested (gfx1031-gfx1036 to 10.3.0, gfx1103 to 11.0.0); other unsupported targets
+    get no override and a reason.
+  - Device nodes are stat()ed, so their owning group ids are the host's; group names come from O(root)'s C(/etc/group)
+    (and NSS when O(root=/)).
+seealso:
+  - name: Ollama GPU support
+    description: Ollama's hardware requirements and the HSA_OVERRIDE_GFX_VERSION advice.
+    link: https://docs.ollama.com/gpu
+  - name: Container Device Interface
+    description: The CDI specification the spec files follow.
+    link: https://github.com/cncf-tags/container-device-interface
+'''
+
+EXAMPLES = r'''
+- name: Gather GPU facts
+  ragops.gpu_stack.gpu_facts:
+
+- name: Show what Ollama will get
+  ansible.builtin.debug:
+    msg: "{{ ragops_gpu.gpu_vendor }} x{{ ragops_gpu.gpu_count }}, warnings: {{ ragops_gpu.gpu_warnings | map(attribute='message') }}"
+
+- name: Stop early when Ollama would fall back to the CPU
+  ansible.builtin.assert:
+    that: ragops_gpu.gpu_warnings | length == 0
+    fail_msg: "{{ ragops_gpu.gpu_warnings | map(attribute='message') | join('; ') }}"
+  when: gpu_stack_require_gpu | default(false)
+
+- name: Pass the AMD device nodes' groups and the gfx override to the Ollama container
+  ansible.builtin.set_fact:
+    ollama_group_add: "{{ ragops_gpu.amd.group_ids }}"
+    ollama_extra_env: "{{ ragops_gpu.amd.hsa_override_env }}"
+  when: ragops_gpu.gpu_vendor == 'amd'
+
+- name: Inspect a captured tree without running any tool
+  ragops.gpu_stack.gpu_facts:
+    root: /srv/captures/gpu-node-07
+    run_tools: false
+  register: captured
+'''
+
+RETURN = r'''
+ansible_facts:
+  description: The facts this module sets.
+  returned: always
+  type: dict
+  contains:
+    ragops_gpu:
+      description: Everything the module found.
+      returned: always
+      type: dict
+      contains:
+        gpu_vendor:
+          description: The vendor Ollama should be set up for (see the vendor rule in the notes).
+          returned: always
+          type: str
+          choices: [nvidia, amd, none]
+          sample: nvidia
+        gpu_usable:
+          description: Whether that vendor's GPUs are usable now (driver loaded and answering).
+          returned: always
+          type: bool
+          sample: true
+        gpu_count:
+          description: How many GPUs of that vendor (usable ones when usable, else those on the PCI bus).
+          returned: always
+          type: int
+          sample: 2
+        gpu_warnings:
+          description:
+            - Ollama's hardware floors this host misses; each is also emitted as a warning.
+            - C(code) is one of V(nvidia_driver_too_old), V(nvidia_compute_capability_unsupported),
+              V(nvidia_driver_too_old_for_compute_capability), V(amd_gfx_target_unsupported).
+            - C(gpu) is the NVIDIA index or the AMD KFD node, null for a host-wide warning.
+          returned: always
+          type: list
+          elements: dict
+          sample:
+            - code: nvidia_driver_too_old
+              gpu: null
+              message: "NVIDIA driver 535.183.01 is older than 550: Ollama will fall back to the CPU."
+        hints:
+          description: Advice for a human (a missing nvidia-smi, nvidia_uvm not loaded, invalid daemon.json, MIG enabled, ...).
+          returned: always
+          type: list
+          elements: str
+        pci_display_devices:
+          description:
+            - Every display-class PCI device (class 0x03xxxx), any vendor, each with C(address), C(vendor_id), C(vendor)
+              (V(nvidia), V(amd), V(intel) or V(other)), C(device_id), C(class) and the bound C(driver).
+          returned: always
+          type: list
+          elements: dict
+        nvidia:
+          description: The NVIDIA side.
+          returned: always
+          type: dict
+          contains:
+            kernel_module_loaded:
+              description: Whether C(/proc/driver/nvidia/version) exists.
+              type: bool
+              returned: always
+            kernel_module_flavor:
+              description: V(open) or V(proprietary), null when unknown.
+              type: str
+              returned: always
+            driver_version:
+              description: The driver version, null when unknown.
+              type: str
+              returned: always
+              sample: 550.54.14
+            driver_version_source:
+              description: Where the version came from, V(proc) or V(nvidia_smi).
+              type: str
+              returned: always
+            nvidia_smi:
+              description: The path of C(nvidia-smi), null when absent.
+              type: str
+              returned: always
+            nvidia_smi_rc:
+              description: Exit status of the GPU query, null when it did not run.
+              type: int
+              returned: always
+            nvidia_smi_error:
+              description:
+                - Null on success, else one of V(no_devices), V(driver_unreachable), V(version_mismatch), V(timeout),
+                  V(invalid_field), V(failed).
+              type: str
+              returned: always
+            gpus:
+              description:
+                - GPUs as nvidia-smi reports them; C([N/A]) and C([Not Supported]) fields are null.
+                - Each has C(index), C(uuid), C(name), C(memory_total_mib), C(compute_capability) (a string such as V(8.9)),
+                  C(pci_bus_id) (V(0000:01:00.0)), C(mig_mode) (V(enabled), V(disabled) or null) and C(mig_devices)
+                  (C(profile), C(index), C(uuid) from C(nvidia-smi -L)).
+              type: list
+              elements: dict
+              returned: always
+            pci_devices:
+              description: The NVIDIA entries of RV(ansible_facts.ragops_gpu.pci_display_devices).
+              type: list
+              elements: dict
+              returned: always
+            device_nodes:
+              description: The C(/dev/nvidia*) nodes present.
+              type: list
+              elements: str
+              returned: always
+              sample: [/dev/nvidia0, /dev/nvidia-uvm, /dev/nvidiactl]
+        amd:
+          description: The AMD side.
+          returned: always
+          type: dict
+          contains:
+            kfd:
+              description: C(/dev/kfd) as C(path), C(exists), C(gid), C(group), C(mode), C(char_device).
+              type: dict
+              returned: always
+            render_nodes:
+              description: The AMD GPUs' render nodes (from the KFD topology, else every C(/dev/dri/renderD*)), each like C(kfd).
+              type: list
+              elements: dict
+              returned: always
+            group_ids:
+              description: The distinct owning gids of C(/dev/kfd) and the render nodes, for the container's C(group_add).
+              type: list
+              elements: int
+              returned: always
+              sample: [44, 105]
+            group_names:
+              description: Their names where known.
+              type: list
+              elements: str
+              returned: always
+            gpus:
+              description:
+                - GPU nodes of the KFD topology, CPU nodes skipped. Each has C(index) (GPU ordinal), C(node) (KFD node id),
+                  C(gfx_target) (V(gfx1030)), C(gfx_target_version) (V(100300)), C(vendor_id), C(device_id), C(pci_bus_id),
+                  C(render_node), C(simd_count), C(supported) (in Ollama's ROCm list), C(hsa_override_gfx_version)
+                  (suggested value or null) and C(reason).
+              type: list
+              elements: dict
+              returned: always
+            pci_devices:
+              description: The AMD entries of RV(ansible_facts.ragops_gpu.pci_display_devices).
+              type: list
+              elements: dict
+              returned: always
+            hsa_override_env:
+              description:
+                - Environment to give the Ollama container; empty when no GPU needs an override.
+              type: dict
+              returned: always
+              sample: {HSA_OVERRIDE_GFX_VERSION: 10.3.0}
+        container:
+          description: The container side.
+          returned: always
+          type: dict
+          contains:
+            docker:
+              description:
+                - C(path) (null when docker is absent), C(version) (the server's, else the client's, else null),
+                  C(server_version), C(client_version), C(server_reachable), C(error).
+              type: dict
+              returned: always
+            daemon_json:
+              description:
+                - C(/etc/docker/daemon.json) read-only; C(path), C(exists), C(valid), C(error) (the JSON error, no traceback),
+                  C(empty), C(runtimes) (name to path), C(default_runtime), C(cdi_enabled) (C(features.cdi), null when unset).
+              type: dict
+              returned: always
+            cdi:
+              description:
+                - C(spec_dirs) searched, C(specs) (each C(path), C(format), C(kind), C(cdi_version), C(devices), C(valid), C(error)),
+                  and C(devices), the fully qualified names (V(nvidia.com/gpu=all)) of every valid spec.
+              type: dict
+              returned: always
+            nvidia_ctk:
+              description: C(path) of nvidia-ctk (null when absent) and its C(version).
+              type: dict
+              returned: always
+              sample: {path: /usr/bin/nvidia-ctk, version: 1.17.8}
+'''
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.gpu import collect
+
+
+def make_run_command(module, timeout):
+    """argv -> (rc, stdout, stderr) through module.run_command, bounded by coreutils' timeout when present."""
+    timeout_bin = module.get_bin_path('timeout')
+
+    def run_command(argv):
+        if timeout_bin:
+            argv = [timeout_bin, '--kill-after=5', str(timeout)] + list(argv)
+        return module.run_command(argv, environ_update={'LC_ALL': 'C'})
+    return run_command
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type='path', default='/'),
+            timeout=dict(type='int', default=30),
+            run_tools=dict(type='bool', default=True),
+        ),
+        supports_check_mode=True,
+    )
+    root = module.params['root']
+    if not os.path.isdir(root):
+        module.fail_json(msg='root %s is not a directory' % root)
+    if module.params['timeout'] < 1:
+        module.fail_json(msg='timeout must be at least 1 second, got %s' % module.params['timeout'])
+
+    facts = collect(
+        root=root,
+        run_command=make_run_command(module, module.params['timeout']),
+        which=module.get_bin_path,
+        run_tools=module.params['run_tools'],
+    )
+    for warning in facts['gpu_warnings']:
+        module.warn(warning['message'])
+    module.exit_json(changed=False, ansible_facts={'ragops_gpu': facts})
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,164 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The gpu_facts module end to end: arguments in, ansible_facts.ragops_gpu out.
+
+Tools are real executables generated into tmp_path/bin at test time (never committed):
+shell scripts that replay tests/unit/fixtures/gpu/tools/<case>/ and log their calls.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from unittest import mock
+
+import pytest
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+from ansible_collections.ragops.gpu_stack.plugins.modules import gpu_facts
+
+FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'gpu'))
+
+
+class ExitJson(Exception):
+    pass
+
+
+class FailJson(Exception):
+    pass
+
+
+def _exit_json(self, **kwargs):
+    raise ExitJson(kwargs)
+
+
+def _fail_json(self, msg, **kwargs):
+    kwargs.update(msg=msg, failed=True)
+    raise FailJson(kwargs)
+
+
+FAKE_TOOL = r'''#!/bin/sh
+PATH=/usr/bin:/bin
+echo "$0 $*" >> '{log}'
+d='{case_dir}'
+t='{tool}'
+case "$*" in
+  -L) k=list ;;
+  --query-gpu=driver_version*) k=driver ;;
+  *compute_cap*) k=query ;;
+  --query-gpu=*) k=query-nocc ;;
+  *Server.Version*) k=server ;;
+  *Client.Version*) k=client ;;
+  --version) k=version ;;
+  *) echo "unexpected: $*" >&2; exit 99 ;;
+esac
+{sleep}
+[ -f "$d/$t.$k.stdout" ] && cat "$d/$t.$k.stdout"
+[ -f "$d/$t.$k.stderr" ] && cat "$d/$t.$k.stderr" >&2
+rc=0
+[ -f "$d/$t.$k.rc" ] && rc=$(cat "$d/$t.$k.rc")
+exit $rc
+'''
+
+
+@pytest.fixture
+def tools(tmp_path, monkeypatch):
+    """make(case, *tools, sleep=0) puts replaying executables on a PATH of their own; returns the call log."""
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    log = tmp_path / 'calls.log'
+    log.write_text('', encoding='utf-8')
+    monkeypatch.setenv('PATH', str(bin_dir))
+
+    def make(case, *names, **kwargs):
+        for name in names:
+            path = bin_dir / name
+            path.write_text(FAKE_TOOL.format(log=log, case_dir=os.path.join(FIXTURES, 'tools', case), tool=name,
+                                             sleep='sleep %s' % kwargs['sleep'] if kwargs.get('sleep') else ''),
+                            encoding='utf-8')
+            path.chmod(0o755)
+        if kwargs.get('with_timeout'):
+            os.symlink(shutil.which('timeout', path='/usr/bin:/bin'), str(bin_dir / 'timeout'))
+        return log
+    return make
+
+
+def run_module(args):
+    warnings = []
+    with patch_module_args(args), \
+            mock.patch.multiple(basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json), \
+            mock.patch.object(basic.AnsibleModule, 'warn', lambda self, msg: warnings.append(msg)):
+        try:
+            gpu_facts.main()
+        except ExitJson as exc:
+            return exc.args[0], warnings
+        except FailJson as exc:
+            return exc.args[0], warnings
+    raise AssertionError('the module returned without exit_json or fail_json')
+
+
+def test_pascal_host_warns_and_sets_the_fact(tools):
+    tools('nvidia_pascal_535', 'nvidia-smi', 'docker')
+    result, warnings = run_module({'root': os.path.join(FIXTURES, 'nvidia_pascal_535')})
+    assert result['changed'] is False and 'failed' not in result
+    facts = result['ansible_facts']['ragops_gpu']
+    assert facts['gpu_vendor'] == 'nvidia' and facts['nvidia']['gpus'][0]['name'] == 'NVIDIA GeForce GTX 1080'
+    assert warnings == [w['message'] for w in facts['gpu_warnings']]
+    assert len(warnings) == 2 and 'older than 550' in warnings[0] and '570' in warnings[1]
+    assert facts['container']['docker']['client_version'] == '24.0.7'
+
+
+def test_check_mode_gives_the_same_answer(tools):
+    log = tools('nvidia_multi_mig', 'nvidia-smi', 'docker', 'nvidia-ctk')
+    root = os.path.join(FIXTURES, 'nvidia_multi_mig')
+    normal, dummy = run_module({'root': root})
+    checked, dummy = run_module({'root': root, '_ansible_check_mode': True})
+    assert normal == checked and checked['changed'] is False
+    facts = checked['ansible_facts']['ragops_gpu']
+    assert [g['mig_mode'] for g in facts['nvidia']['gpus']] == ['enabled', None]
+    assert facts['container']['nvidia_ctk']['version'] == '1.17.8'
+    assert ' -L' in log.read_text(encoding='utf-8')
+
+
+def test_amd_host_without_any_tool(tools):
+    tools('docker_only')
+    result, warnings = run_module({'root': os.path.join(FIXTURES, 'amd_rdna2')})
+    facts = result['ansible_facts']['ragops_gpu']
+    assert facts['gpu_vendor'] == 'amd' and facts['amd']['hsa_override_env'] == {'HSA_OVERRIDE_GFX_VERSION': '10.3.0'}
+    assert facts['container']['docker']['path'] is None and warnings == []
+
+
+def test_nvidia_smi_failing_through_path(tools):
+    tools('nvidia_smi_rc9', 'nvidia-smi')
+    result, dummy = run_module({'root': os.path.join(FIXTURES, 'nvidia_unloaded')})
+    nvidia = result['ansible_facts']['ragops_gpu']['nvidia']
+    assert (nvidia['nvidia_smi_rc'], nvidia['nvidia_smi_error']) == (9, 'driver_unreachable')
+
+
+def test_run_tools_false_runs_nothing(tools):
+    log = tools('nvidia_single', 'nvidia-smi', 'docker', 'nvidia-ctk')
+    result, dummy = run_module({'root': os.path.join(FIXTURES, 'nvidia_single'), 'run_tools': False})
+    assert log.read_text(encoding='utf-8') == ''
+    facts = result['ansible_facts']['ragops_gpu']
+    assert (facts['gpu_vendor'], facts['gpu_usable'], facts['nvidia']['driver_version']) == ('nvidia', False, '550.54.14')
+
+
+def test_timeout_bounds_a_hung_nvidia_smi(tools):
+    log = tools('nvidia_single', 'nvidia-smi', sleep=30, with_timeout=True)
+    result, dummy = run_module({'root': os.path.join(FIXTURES, 'nvidia_single'), 'timeout': 1})
+    nvidia = result['ansible_facts']['ragops_gpu']['nvidia']
+    assert nvidia['nvidia_smi_error'] == 'timeout' and nvidia['gpus'] == []
+    assert '--query-gpu=' in log.read_text(encoding='utf-8')
+
+
+@pytest.mark.parametrize('args, message', [
+    ({'root': '/nonexistent/gpu/root'}, 'is not a directory'),
+    ({'timeout': 0}, 'timeout must be at least 1'),
+    ({'timeout': 'soon'}, 'timeout'),
+    ({'bogus': 1}, 'bogus'),
+])
+def test_bad_arguments_fail(tools, args, message):
+    tools('docker_only')
+    result, dummy = run_module(args)
+    assert result.get('failed') is True and message in result['msg']
