@@ -12,30 +12,12 @@ from unittest import mock
 
 import pytest
 from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ragops.gpu_stack.plugins.modules import docker_daemon_config
 
+from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import run_module
+
 NVIDIA = {'path': 'nvidia-container-runtime', 'args': []}
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
-def _exit_json(self, **kwargs):
-    kwargs.setdefault('changed', False)
-    raise ExitJson(kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs['msg'] = msg
-    kwargs['failed'] = True
-    raise FailJson(kwargs)
 
 
 FAKE_DOCKERD = """#!/bin/sh
@@ -96,17 +78,7 @@ def path(tmp_path):
 
 def run(args, check_mode=False, diff=False):
     """Run the module's main(); return its result, which has ``failed`` when it failed."""
-    args = dict(args)
-    args['_ansible_check_mode'] = check_mode
-    args['_ansible_diff'] = diff
-    with patch_module_args(args), \
-            mock.patch.object(basic.AnsibleModule, 'exit_json', _exit_json), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', _fail_json):
-        try:
-            docker_daemon_config.main()
-        except (ExitJson, FailJson) as exc:
-            return exc.args[0]
-    raise AssertionError('the module neither exited nor failed')
+    return run_module(docker_daemon_config, args, check_mode=check_mode, diff=diff)[0]
 
 
 def write(path, data_or_text):
@@ -403,11 +375,10 @@ def test_removing_runtime_that_is_the_default_fails(path):
 @pytest.mark.parametrize('args', [{'live_restore': True}, {'live_restore': True, 'nvidia_runtime': False}])
 def test_preexisting_default_runtime_fault_only_warns(path, args):
     write(path, {'default-runtime': 'nvidia'})
-    with mock.patch.object(basic.AnsibleModule, 'warn') as warn:
-        result = run(dict(args, path=str(path)))
+    result, warnings = run_module(docker_daemon_config, dict(args, path=str(path)))
     assert result['changed'] is True
     assert read(path) == {'default-runtime': 'nvidia', 'live-restore': True}
-    assert 'already so before this task' in warn.call_args[0][0]
+    assert 'already so before this task' in warnings[0]
 
 
 # ---------------------------------------------------------------------------------------------

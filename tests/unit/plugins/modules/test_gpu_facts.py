@@ -10,32 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from unittest import mock
 
 import pytest
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.ragops.gpu_stack.plugins.modules import gpu_facts
+from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import run_module as run_module_main
 
 FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'gpu'))
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
-def _exit_json(self, **kwargs):
-    raise ExitJson(kwargs)
-
-
-def _fail_json(self, msg, **kwargs):
-    kwargs.update(msg=msg, failed=True)
-    raise FailJson(kwargs)
 
 
 FAKE_TOOL = r'''#!/bin/sh
@@ -85,17 +66,7 @@ def tools(tmp_path, monkeypatch):
 
 
 def run_module(args):
-    warnings = []
-    with patch_module_args(args), \
-            mock.patch.multiple(basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json), \
-            mock.patch.object(basic.AnsibleModule, 'warn', lambda self, msg: warnings.append(msg)):
-        try:
-            gpu_facts.main()
-        except ExitJson as exc:
-            return exc.args[0], warnings
-        except FailJson as exc:
-            return exc.args[0], warnings
-    raise AssertionError('the module returned without exit_json or fail_json')
+    return run_module_main(gpu_facts, args, check_mode=args.pop('_ansible_check_mode', False))
 
 
 def test_pascal_host_warns_and_sets_the_fact(tools):

@@ -1,0 +1,37 @@
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs a module's main() in-process, the way Ansible would call it, and hands back its result."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+from ansible.module_utils import basic
+from ansible.module_utils.testing import patch_module_args
+
+
+class _Exited(Exception):
+    """exit_json or fail_json was called; args[0] is the result."""
+
+
+def _exit_json(self, **kwargs):
+    kwargs.setdefault('changed', False)
+    raise _Exited(kwargs)
+
+
+def _fail_json(self, msg, **kwargs):
+    kwargs.update(msg=msg, failed=True)
+    raise _Exited(kwargs)
+
+
+def run_module(module, args, check_mode=False, diff=False):
+    """Return (result, warnings) of module.main() with args; a failure has ``failed: True``."""
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    warnings = []
+    with patch_module_args(args), \
+            mock.patch.multiple(basic.AnsibleModule, exit_json=_exit_json, fail_json=_fail_json), \
+            mock.patch.object(basic.AnsibleModule, 'warn', lambda self, msg: warnings.append(msg)):
+        try:
+            module.main()
+        except _Exited as exc:
+            return exc.args[0], warnings
+    raise AssertionError('the module returned without exit_json or fail_json')
