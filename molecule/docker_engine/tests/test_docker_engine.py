@@ -1,0 +1,142 @@
+"""The docker_engine role on a fresh Debian 12 host: Debian's docker.io installed and running
+the merged daemon.json (someone else's keys kept), a user in the docker group, the Python SDK,
+images pulled through the test world's registry by the names users type, and no dockerd
+restart when the role runs again."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+IMAGE = 'ollama/ollama:0.33.0'
+MIRROR = 'http://registry.local:5000/'
+REGISTRY = 'registry.local:5000'
+RUNS = '/var/tmp/ragops-docker-engine-runs'
+
+
+def as_user(command):
+    return f"runuser -u someuser -- {command}"
+
+
+@pytest.fixture(scope='module')
+def docker_info(host):
+    return json.loads(host.check_output("docker info --format '{{json .}}'"))
+
+
+@pytest.fixture(scope='module')
+def daemon_json(host):
+    return json.loads(host.file('/etc/docker/daemon.json').content_string)
+
+
+@pytest.fixture(scope='module')
+def image(host):
+    """The stand-in, pulled by its user-facing name as the user the role let in."""
+    host.check_output(as_user(f'docker pull {IMAGE}'))
+    return IMAGE
+
+
+def test_docker_service_is_running_and_enabled(host):
+    docker = host.service('docker')
+    assert docker.is_running
+    assert docker.is_enabled
+
+
+def test_engine_is_debians_docker_io(host):
+    assert host.package('docker.io').is_installed
+
+
+def test_running_daemon_has_live_restore(docker_info):
+    assert docker_info['LiveRestoreEnabled'] is True
+
+
+def test_running_daemon_has_the_log_driver(docker_info):
+    assert docker_info['LoggingDriver'] == 'json-file'
+
+
+def test_running_daemon_pulls_through_the_registry_mirror(docker_info):
+    registry = docker_info['RegistryConfig']
+    assert registry['Mirrors'] == [MIRROR]
+    assert registry['IndexConfigs'][REGISTRY]['Secure'] is False
+
+
+def test_daemon_json_keeps_keys_the_role_does_not_manage(daemon_json):
+    assert daemon_json['log-level'] == 'warn'
+    # log-opts is merged key by key: the role's rotation beside someone else's labels.
+    assert daemon_json['log-opts'] == {'labels': 'com.example.team', 'max-size': '10m', 'max-file': '3'}
+    assert daemon_json['live-restore'] is True
+    assert daemon_json['log-driver'] == 'json-file'
+    assert daemon_json['registry-mirrors'] == ['http://registry.local:5000']
+    assert daemon_json['insecure-registries'] == [REGISTRY]
+    assert 'data-root' not in daemon_json
+
+
+def test_user_is_in_the_docker_group_and_keeps_its_other_groups(host):
+    groups = host.user('someuser').groups
+    assert 'docker' in groups
+    assert 'users' in groups
+
+
+def test_user_can_talk_to_the_engine(host):
+    out = host.check_output(as_user("docker version --format '{{.Server.Version}}'"))
+    assert out.startswith('20.10.')
+
+
+def test_python_docker_sdk_talks_to_the_engine(host):
+    out = host.check_output("python3 -c 'import docker, requests; print(docker.from_env().ping())'")
+    assert out == 'True'
+
+
+def test_image_came_from_the_registry_under_its_user_facing_name(host, image):
+    info = json.loads(host.check_output(f'docker image inspect {image}'))[0]
+    # A pull records the repository digest; an image loaded by hand would have none.
+    assert any(d.startswith('ollama/ollama@sha256:') for d in info['RepoDigests']), info['RepoDigests']
+
+
+def test_user_runs_a_container_pulled_through_the_registry(host, image):
+    out = host.check_output(as_user(f'docker run --rm {image} --version'))
+    # Without a server to ask, ollama (and its stand-in) reports the client's version only.
+    assert 'client version is 0.33.0' in out
+
+
+def test_new_containers_get_the_log_options(host, image):
+    # Daemon-wide log-opts reach containers created after the change: the role's rotation and
+    # someone else's labels, both read by the running daemon.
+    name = 'docker-engine-logconfig'
+    host.run(f'docker rm -f {name}')
+    host.check_output(f'docker create --name {name} {image}')
+    try:
+        log_config = json.loads(host.check_output(f"docker inspect --format '{{{{json .HostConfig.LogConfig}}}}' {name}"))
+    finally:
+        host.run(f'docker rm -f {name}')
+    assert log_config == {'Type': 'json-file', 'Config': {'labels': 'com.example.team', 'max-size': '10m', 'max-file': '3'}}
+
+
+def _show(host):
+    out = host.check_output('systemctl show docker --property MainPID --property ActiveEnterTimestampMonotonic')
+    props = dict(line.split('=', 1) for line in out.splitlines())
+    return props['MainPID'], props['ActiveEnterTimestampMonotonic']
+
+
+def test_second_converge_did_not_restart_dockerd(host):
+    runs = host.file(RUNS).content_string.splitlines()
+    assert len(runs) >= 2, runs
+    # Each line: <time> MainPID=<pid> ActiveEnterTimestampMonotonic=<usec>.
+    last, before = runs[-1].split()[1:], runs[-2].split()[1:]
+    assert last == before, runs
+    pid, started = _show(host)
+    assert last == [f'MainPID={pid}', f'ActiveEnterTimestampMonotonic={started}']
+
+
+def test_containers_keep_running_while_dockerd_restarts(host, image):
+    # What live-restore is for. Last in this file: it restarts dockerd.
+    name = 'docker-engine-live-restore'
+    host.run(f'docker rm -f {name}')
+    host.check_output(f'docker run -d --name {name} {image}')
+    try:
+        before = host.check_output(f"docker inspect --format '{{{{.State.Pid}}}} {{{{.State.StartedAt}}}}' {name}")
+        host.check_output('systemctl restart docker')
+        assert host.service('docker').is_running
+        after = host.check_output(f"docker inspect --format '{{{{.State.Running}}}} {{{{.State.Pid}}}} {{{{.State.StartedAt}}}}' {name}")
+        assert after == 'true ' + before
+    finally:
+        host.run(f'docker rm -f {name}')
