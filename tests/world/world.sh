@@ -3,16 +3,19 @@
 # the sandbox and tests/world use. No container registry is reachable from these machines
 # (see ENVIRONMENT.md), so every image is built here from Debian's archive with debootstrap
 # and `docker import`, and the stand-ins are served under the names users type
-# (ollama/ollama, pgvector/pgvector) by a local registry on :5000.
+# (ollama/ollama, pgvector/pgvector) by a local registry on :5000. NVIDIA's apt repository is
+# unreachable too: stand-in packages under the real names are served, signed, from :5080.
 #
-#   world.sh up                 dockerd + registry + images + push, one timed line per step
+#   world.sh up                 dockerd + registry + images + push + nvidia-repo, one timed line per step
 #   world.sh dockerd            start the Docker engine unless `docker` already answers
 #   world.sh registry           start the local registry (distribution 2.8) on 0.0.0.0:5000
 #   world.sh images [NAME...]   build what changed: debian12-systemd pgvector ollama-double
 #                               (debian13-systemd only when named or in RAGOPS_WORLD_EXTRA_IMAGES)
 #   world.sh push               push the stand-ins into the registry (skipped when already there)
+#   world.sh nvidia-repo        build the NVIDIA Container Toolkit stand-in packages and their
+#                               signed apt repository (when changed) and serve it on 0.0.0.0:5080
 #   world.sh status             what is up, built, current and pushed
-#   world.sh down               stop the registry (dockerd is left running)
+#   world.sh down               stop the registry and the apt repository's server (dockerd is left running)
 #
 # Every image is cached by a hash of its recipe (the functions below that make its root
 # file system, its package list, the files copied in), kept in the image label
@@ -23,7 +26,8 @@
 # Logs: /var/log/ragops-world/ (one file per image). State: /var/lib/ragops-world/.
 #
 # Environment: RAGOPS_WORLD_STATE, RAGOPS_WORLD_LOGS, RAGOPS_WORLD_MIRROR (Debian mirror),
-# RAGOPS_WORLD_REGISTRY_PORT (5000), RAGOPS_WORLD_DOCKERD_TIMEOUT (seconds, 60).
+# RAGOPS_WORLD_REGISTRY_PORT (5000), RAGOPS_WORLD_DOCKERD_TIMEOUT (seconds, 60),
+# RAGOPS_WORLD_NVIDIA_REPO_PORT (5080).
 set -euo pipefail
 export LC_ALL=C
 # The legacy builder works offline with local base images; BuildKit would ask a registry.
@@ -45,6 +49,11 @@ all_images=(debian12-systemd pgvector ollama-double)
 # Built only when named (world.sh images debian13-systemd) or listed in RAGOPS_WORLD_EXTRA_IMAGES.
 optional_images=(debian13-systemd)
 read -r -a extra_images <<<"${RAGOPS_WORLD_EXTRA_IMAGES:-}"
+nvidia_port=${RAGOPS_WORLD_NVIDIA_REPO_PORT:-5080}
+nvidia_state=$state/nvidia-apt
+nvidia_local_url="http://127.0.0.1:$nvidia_port/libnvidia-container"
+# The base URL as Molecule instances (registry.local -> host-gateway) and product code use it.
+nvidia_url="http://registry.local:$nvidia_port/libnvidia-container"
 
 say() { printf 'world: %s\n' "$*"; }
 die() { printf 'world: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -68,6 +77,11 @@ ensure_packages() {
   command -v debootstrap >/dev/null || missing+=(debootstrap)
   [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
   command -v curl >/dev/null || missing+=(curl)
+  # The NVIDIA stand-in apt repository: index and sign it, serve it.
+  command -v apt-ftparchive >/dev/null || missing+=(apt-utils)
+  command -v gpg >/dev/null || missing+=(gnupg)
+  command -v gpgv >/dev/null || missing+=(gpgv)
+  command -v python3 >/dev/null || missing+=(python3)
   [ ${#missing[@]} -eq 0 ] && return 0
   need_root "installing ${missing[*]}"
   say "installing ${missing[*]} with apt-get"
@@ -174,6 +188,7 @@ cmd_registry() {
 
 cmd_down() {
   local pid
+  nvidia_http_stop
   if pid=$(registry_pid); then
     kill "$pid"
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -501,6 +516,180 @@ cmd_push() {
 }
 
 # ---------------------------------------------------------------------------------------
+# nvidia-repo: NVIDIA's apt repository (nvidia.github.io/libnvidia-container) is not
+# reachable here, so stand-in packages under the real names and versions
+# (tests/world/nvidia_stand_in: shell scripts, no NVIDIA code; each description says TEST
+# STAND-IN) are built into a flat repository laid out like NVIDIA's and signed with a
+# throwaway key, so the product's own source line and signed-by keyring go through apt's
+# real signature check:
+#
+#   deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] \
+#     http://registry.local:5080/libnvidia-container/stable/deb/amd64 /
+#
+# State in $state/nvidia-apt: gnupg/ (the key's private home, made once per machine and
+# kept, so the fingerprint stays across rebuilds), fingerprint, builds/<recipe hash>/ (the
+# repository; rebuilt only when the sources, the key or this recipe change) and www/, what
+# the server shows: www/libnvidia-container -> ../builds/<hash>, switched atomically.
+# The server is python3's http.server on 0.0.0.0:5080, started like the registry.
+# ---------------------------------------------------------------------------------------
+nvidia_arch() { dpkg --print-architecture; }
+
+# nvidia_gpg ARG...: gpg on the stand-in key's home; never holding the world lock (fd 9),
+# since the gpg-agent it starts outlives it.
+nvidia_gpg() {
+  GNUPGHOME="$nvidia_state/gnupg" gpg --batch --yes --no-tty --pinentry-mode loopback --passphrase '' "$@" 9>&-
+}
+
+nvidia_fingerprint() { cat "$nvidia_state/fingerprint" 2>/dev/null; }
+
+# nvidia_key LOG: make the throwaway signing key unless it is there. As NVIDIA's: an RSA
+# primary key for certification and a signing subkey that signs the repository (apt's
+# signed-by keyring holds both; the fingerprint, in $nvidia_state/fingerprint, is the primary's).
+nvidia_key() {
+  local log=$1 fpr
+  fpr=$(nvidia_fingerprint) || true
+  if [ -n "$fpr" ] && nvidia_gpg --list-secret-keys "$fpr" >/dev/null 2>&1; then
+    return 0
+  fi
+  echo "== $(date -u +%FT%TZ) new signing key" >>"$log"
+  rm -rf "$nvidia_state/gnupg" "$nvidia_state/fingerprint"
+  mkdir -p "$nvidia_state"
+  mkdir -m 0700 "$nvidia_state/gnupg"
+  nvidia_gpg --quick-gen-key \
+    "ragops test world NVIDIA stand-in repository (THROWAWAY TEST KEY) <nvidia-stand-in@ragops.invalid>" \
+    rsa3072 cert never >>"$log" 2>&1 || die "nvidia-repo: gpg could not make the key (log: $log)"
+  fpr=$(nvidia_gpg --with-colons --list-secret-keys 2>>"$log" | awk -F: '$1 == "fpr" { print $10; exit }')
+  [ -n "$fpr" ] || die "nvidia-repo: gpg made no key (log: $log)"
+  nvidia_gpg --quick-add-key "$fpr" rsa3072 sign never >>"$log" 2>&1 ||
+    die "nvidia-repo: gpg could not add the signing subkey (log: $log)"
+  printf '%s\n' "$fpr" >"$nvidia_state/fingerprint"
+}
+
+# nvidia_recipe_hash FINGERPRINT: everything that decides the repository's content.
+nvidia_recipe_hash() {
+  local f
+  {
+    echo "ragops-world nvidia-repo recipe v$recipe_version $(nvidia_arch) $1 $nvidia_url"
+    declare -f nvidia_build
+    while IFS= read -r -d '' f; do
+      printf '%s %s %s\n' "${f#"$here/nvidia_stand_in/"}" "$(stat -c %a "$f")" "$(sha256sum <"$f" | cut -c1-64)"
+    done < <(find "$here/nvidia_stand_in" -type f -print0 | sort -z)
+  } | sha256sum | cut -c1-16
+}
+
+# nvidia_current HASH: whether the served repository is HASH's, complete.
+nvidia_current() {
+  [ "$(readlink "$nvidia_state/www/libnvidia-container" 2>/dev/null)" = "../builds/$1" ] &&
+    [ -s "$nvidia_state/builds/$1/stable/deb/$(nvidia_arch)/InRelease" ] && [ -s "$nvidia_state/builds/$1/gpgkey" ]
+}
+
+# nvidia_build HASH FINGERPRINT: build the repository, then point www/ at it.
+nvidia_build() {
+  local hash=$1 fpr=$2 dir="$nvidia_state/builds/$1"
+  rm -rf "$dir.tmp"
+  mkdir -p "$dir.tmp" "$nvidia_state/www"
+  echo "== $(date -u +%FT%TZ) build-repo.sh $(nvidia_arch) key $fpr recipe $hash"
+  "$here/nvidia_stand_in/build-repo.sh" "$dir.tmp" "$(nvidia_arch)" "$nvidia_state/gnupg" "$fpr" "$nvidia_url" 9>&-
+  rm -rf "$dir"
+  mv "$dir.tmp" "$dir"
+  ln -sfn "../builds/$hash" "$nvidia_state/www/.libnvidia-container.new"
+  mv -T "$nvidia_state/www/.libnvidia-container.new" "$nvidia_state/www/libnvidia-container"
+  find "$nvidia_state/builds" -mindepth 1 -maxdepth 1 ! -name "$hash" -exec rm -rf {} +
+  ls -l "$dir/stable/deb/$(nvidia_arch)"
+}
+
+nvidia_http_pidfile() { printf '%s/nvidia-repo-http.pid' "$state"; }
+
+nvidia_http_pid() {
+  local pid
+  pid=$(cat "$(nvidia_http_pidfile)" 2>/dev/null) || return 1
+  [ -n "$pid" ] && grep -qa http.server "/proc/$pid/cmdline" 2>/dev/null || return 1
+  printf '%s\n' "$pid"
+}
+
+nvidia_answers() { curl -fsS -m 3 -o /dev/null "$nvidia_local_url/gpgkey" 2>/dev/null; }
+
+# nvidia_serve: start the server unless ours answers; prints "up" or "started".
+nvidia_serve() {
+  if nvidia_http_pid >/dev/null && nvidia_answers; then
+    echo up
+    return 0
+  fi
+  if curl -sS -m 3 -o /dev/null "http://127.0.0.1:$nvidia_port/" 2>/dev/null; then
+    die "nvidia-repo: something not started by world.sh answers on port $nvidia_port"
+  fi
+  local log="$logs/nvidia-repo-http.log" python=/usr/bin/python3
+  [ -x "$python" ] || python=python3
+  setsid "$python" -m http.server --bind 0.0.0.0 --directory "$nvidia_state/www" "$nvidia_port" >>"$log" 2>&1 </dev/null 9>&- &
+  local pid=$! deadline=$((SECONDS + 20))
+  echo "$pid" >"$(nvidia_http_pidfile)"
+  until nvidia_answers; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      show_log_tail "$log"
+      die "the nvidia-repo server exited before answering on $nvidia_local_url (port $nvidia_port taken?)"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      show_log_tail "$log"
+      die "the nvidia-repo server (pid $pid) did not answer on $nvidia_local_url within 20s"
+    fi
+    sleep 0.1
+  done
+  echo started
+}
+
+nvidia_http_stop() {
+  local pid
+  if pid=$(nvidia_http_pid); then
+    kill "$pid"
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -9 "$pid"
+    rm -f "$(nvidia_http_pidfile)"
+    say "nvidia-repo server stopped (pid $pid)"
+  fi
+}
+
+cmd_nvidia_repo() {
+  local t0=$EPOCHREALTIME fpr hash note served log="$logs/nvidia-repo.log"
+  ensure_packages
+  need_root nvidia-repo
+  mkdir -p "$nvidia_state" "$logs"
+  nvidia_key "$log"
+  fpr=$(nvidia_fingerprint)
+  hash=$(nvidia_recipe_hash "$fpr")
+  if nvidia_current "$hash"; then
+    note=cached
+  else
+    if ! nvidia_build "$hash" "$fpr" >>"$log" 2>&1; then
+      rm -rf "$nvidia_state/builds/$hash.tmp"
+      show_log_tail "$log"
+      die "nvidia-repo: the build failed (log: $log)"
+    fi
+    note=built
+  fi
+  GNUPGHOME="$nvidia_state/gnupg" gpgconf --kill gpg-agent 9>&- || true
+  served=$(nvidia_serve)
+  say "nvidia-repo $note, server $served on 0.0.0.0:$nvidia_port ($(elapsed "$t0"))"
+}
+
+nvidia_status() {
+  local fpr hash state_word=stale pid
+  fpr=$(nvidia_fingerprint) || true
+  if [ -z "$fpr" ] || [ ! -e "$nvidia_state/www/libnvidia-container" ]; then
+    say "nvidia-repo: not built"
+  else
+    hash=$(nvidia_recipe_hash "$fpr")
+    nvidia_current "$hash" && state_word=current
+    say "nvidia-repo: $state_word ($(readlink "$nvidia_state/www/libnvidia-container")), key $fpr ($nvidia_state/fingerprint)"
+  fi
+  if nvidia_answers; then
+    pid=$(nvidia_http_pid) || pid="not started by world.sh"
+    say "nvidia-repo server: up on 0.0.0.0:$nvidia_port (pid $pid); instances use $nvidia_url"
+  else
+    say "nvidia-repo server: down"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------
 cmd_up() {
   local t0=$EPOCHREALTIME t
   t=$EPOCHREALTIME
@@ -510,6 +699,7 @@ cmd_up() {
   t=$EPOCHREALTIME
   cmd_images
   cmd_push
+  cmd_nvidia_repo
   say "up ($(elapsed "$t0"))"
 }
 
@@ -546,9 +736,10 @@ cmd_status() {
       say "registry $dest: ${digest:-absent}"
     done < <(push_targets)
   fi
+  nvidia_status
 }
 
-usage() { sed -n '8,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '9,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 main() {
   local cmd=${1:-}
@@ -558,6 +749,7 @@ main() {
     registry) lock; cmd_registry ;;
     images) lock; cmd_images "$@" ;;
     push) lock; cmd_push ;;
+    nvidia-repo) lock; cmd_nvidia_repo ;;
     up) lock; cmd_up ;;
     status) cmd_status ;;
     down) lock; cmd_down ;;
