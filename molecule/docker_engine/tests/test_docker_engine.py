@@ -140,3 +140,17 @@ def test_containers_keep_running_while_dockerd_restarts(host, image):
         assert after == 'true ' + before
     finally:
         host.run(f'docker rm -f {name}')
+
+
+def test_check_mode_on_the_fresh_host_reported_changes_and_wrote_nothing(host):
+    report = json.loads(host.file('/var/tmp/ragops-check-mode-report.json').content_string)
+    # daemon.json, the package database and the group file were byte-identical afterwards...
+    assert report['before'] == report['after']
+    assert all(report['before'])
+    # ...while the run said what a real one would change.
+    assert report['packages_would_install'] is True
+    assert report['daemon_json_would_change'] is True
+    would_be = report['daemon_json_would_be']
+    assert would_be['live-restore'] is True
+    assert would_be['registry-mirrors'] == ['http://registry.local:5000']
+    assert would_be['log-level'] == 'warn'  # the foreign key, kept in the plan too
