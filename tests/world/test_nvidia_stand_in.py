@@ -313,6 +313,17 @@ def test_hook_records_what_docker_gpus_sets(tmp_path) -> None:
     assert os.listdir(tmp_path / 'log') == ['%s.json' % cid]
 
 
+def test_hook_takes_the_last_value_like_the_real_hook(tmp_path) -> None:
+    """The ollama/ollama image sets NVIDIA_VISIBLE_DEVICES=all; dockerd appends the --gpus value after it."""
+    env = ['NVIDIA_VISIBLE_DEVICES=all', 'NVIDIA_DRIVER_CAPABILITIES=compute,utility', 'NVIDIA_VISIBLE_DEVICES=0']
+    cid = 'e' * 64
+    state = json.dumps({'ociVersion': '1.0.2-dev', 'id': cid, 'status': 'creating', 'pid': 1, 'bundle': bundle(tmp_path, env)})
+    result = hook(tmp_path, state, 'prestart')
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / 'log' / ('%s.json' % cid), encoding='utf-8') as handle:
+        assert json.load(handle)['NVIDIA_VISIBLE_DEVICES'] == '0'
+
+
 def test_hook_without_gpu_variables_and_pretty_state(tmp_path) -> None:
     """Absent variables are null; an indented state and runc-style flags before the command are read too."""
     state = {'ociVersion': '1.0.2', 'id': 'plain', 'status': 'creating', 'pid': 1, 'bundle': bundle(tmp_path, ['PATH=/bin'])}
