@@ -81,9 +81,11 @@ stage_build() {
   check collection-build "$repo/scripts/check-build.sh"
 }
 
+# The test world's own tests, and the modules' tests against the real Docker engine and
+# PostgreSQL here (tests/integration_docker): both need the world up.
 stage_world() {
   check world-up tests/world/world.sh up || return 1
-  pytest_stage world tests/world
+  pytest_stage world tests/world tests/integration_docker
 }
 
 stage_molecule() {

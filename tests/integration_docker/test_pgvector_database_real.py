@@ -1,0 +1,205 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2025, ragops
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pgvector_database against a real PostgreSQL: the test world's pgvector image on the host's dockerd.
+
+The module's main() runs in-process; password checks log in over TCP to the container's own
+bridge address, where the image asks for scram-sha-256 (the local socket is trusted).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from ansible_collections.ragops.gpu_stack.plugins.module_utils import pg
+from ansible_collections.ragops.gpu_stack.plugins.modules import pgvector_database
+
+from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import run_module
+
+docker = pytest.importorskip('docker')
+
+IMAGE = 'ragops-world/pgvector:pg17'
+PREFIX = 'ragops-ut-pgdb-'
+
+
+@pytest.fixture(name='client', scope='module')
+def fixture_client():
+    try:
+        client = docker.from_env()
+        client.ping()
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.skip('%s is not built (tests/world/world.sh images pgvector)' % IMAGE)
+    except docker.errors.DockerException as exc:
+        pytest.skip('no Docker engine: %s' % exc)
+    return client
+
+
+class Server:
+    """One pgvector container: exec helpers that never put a password on a command line."""
+
+    def __init__(self, container):
+        self.container = container
+        self.name = container.name
+        self.container.reload()
+        self.address = next(iter(container.attrs['NetworkSettings']['Networks'].values()))['IPAddress']
+
+    def exec(self, argv, env=None):
+        code, (out, err) = self.container.exec_run(argv, environment=env or {}, demux=True)
+        return code, (out or b'').decode(), (err or b'').decode()
+
+    def wait_ready(self, timeout=90):
+        deadline = time.monotonic() + timeout
+        while True:
+            # TCP: the entrypoint's socket-only init server must not count as ready.
+            if self.exec(['pg_isready', '-h', '127.0.0.1', '-p', '5432'])[0] == 0:
+                return
+            if time.monotonic() > deadline:
+                pytest.fail('%s not ready after %ss:\n%s' % (self.name, timeout, self.container.logs().decode()))
+            time.sleep(0.3)
+
+    def sql(self, sql, database='postgres'):
+        """Superuser SQL over the trusted local socket."""
+        code, out, err = self.exec(['psql', '-X', '-qAt', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', database, '-c', sql])
+        assert code == 0, err
+        return out.strip()
+
+    def login(self, user, password, database):
+        """A scram-sha-256 login over TCP to the container's own address; True when it works."""
+        code, _out, err = self.exec(
+            ['psql', '-X', '-qAt', '-h', self.address, '-U', user, '-d', database, '-c', 'select 1'],
+            env={'PGPASSWORD': password})
+        if code != 0:
+            assert 'password authentication failed' in err, err
+        return code == 0
+
+
+@pytest.fixture(name='server', scope='module')
+def fixture_server(client):
+    name = PREFIX + uuid.uuid4().hex[:8]
+    container = client.containers.run(IMAGE, detach=True, name=name, environment={'POSTGRES_PASSWORD': 'initial-superuser'})
+    try:
+        server = Server(container)
+        server.wait_ready()
+        yield server
+    finally:
+        container.remove(force=True, v=True)
+
+
+def run(args, check_mode=False, diff=False):
+    result, warnings = run_module(pgvector_database, args, check_mode=check_mode, diff=diff)
+    assert not result.get('failed'), result
+    return result, warnings
+
+
+def test_database_role_extension_table_index_lifecycle(server):
+    args = dict(container=server.name, database='rag', role='rag', password='first-Pässword',
+                table=dict(name='chunks', dimensions=3), index=dict(distance='cosine', m=8, ef_construction=32))
+
+    predicted, _warnings = run(args, check_mode=True, diff=True)
+    assert predicted['changed'] is True
+    assert server.sql("SELECT count(*) FROM pg_database WHERE datname = 'rag'") == '0'
+    assert server.sql("SELECT count(*) FROM pg_roles WHERE rolname = 'rag'") == '0'
+
+    first, warnings = run(args, diff=True)
+    assert first['changed'] is True and warnings == []
+    assert first['actions'] == predicted['actions']
+    assert first['diff']['after'] == predicted['diff']['after']
+    assert first['extension_version'] == '0.8.0'
+    assert first['database'] == {'name': 'rag', 'owner': 'rag'}
+    assert first['table']['columns'] == {'id': 'bigint', 'content': 'text', 'metadata': 'jsonb', 'embedding': 'vector(3)'}
+    assert first['index'] == {'name': 'chunks_embedding_hnsw_idx', 'table': 'chunks', 'method': 'hnsw', 'column': 'embedding',
+                              'distance': 'cosine', 'opclass': 'vector_cosine_ops', 'm': 8, 'ef_construction': 32}
+    assert 'first-Pässword' not in repr(first)
+    assert server.sql("SELECT extversion FROM pg_extension WHERE extname = 'vector'", 'rag') == '0.8.0'
+    assert 'USING hnsw (embedding vector_cosine_ops)' in server.sql(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'chunks_embedding_hnsw_idx'", 'rag')
+    assert server.login('rag', 'first-Pässword', 'rag')
+
+    # The application role owns its table and can use it.
+    code, out, err = server.exec(
+        ['psql', '-X', '-qAt', '-v', 'ON_ERROR_STOP=1', '-h', server.address, '-U', 'rag', '-d', 'rag', '-c',
+         "INSERT INTO chunks (content, embedding) VALUES ('a', '[1,0,0]'), ('b', '[0,1,0]'), ('c', '[0,0,1]');"
+         "SELECT content FROM chunks ORDER BY embedding <=> '[0.9,0.1,0]' LIMIT 1"],
+        env={'PGPASSWORD': 'first-Pässword'})
+    assert code == 0, err
+    assert out.strip() == 'a'
+
+    second, _warnings = run(args, diff=True)
+    assert second['changed'] is False and second['actions'] == []
+    assert second['diff']['before'] == second['diff']['after']
+    assert server.sql('SELECT count(*) FROM chunks', 'rag') == '3'
+
+    # A new password: check mode predicts the change and leaves the old password working.
+    rotated = dict(args, password='second-password')
+    checked, _warnings = run(rotated, check_mode=True, diff=True)
+    assert checked['changed'] is True
+    assert checked['actions'] == ['set the password of role rag']
+    assert checked['role']['password_changed'] is True
+    assert server.login('rag', 'first-Pässword', 'rag')
+    assert not server.login('rag', 'second-password', 'rag')
+
+    applied, _warnings = run(rotated)
+    assert applied['changed'] is True and applied['actions'] == ['set the password of role rag']
+    assert server.login('rag', 'second-password', 'rag')
+    assert not server.login('rag', 'first-Pässword', 'rag')
+    again, _warnings = run(rotated)
+    assert again['changed'] is False
+    assert server.sql('SELECT count(*) FROM chunks', 'rag') == '3'
+
+    # Different index settings rebuild the index and keep the rows.
+    rebuilt, _warnings = run(dict(rotated, index=dict(distance='l2')))
+    assert rebuilt['changed'] is True
+    assert rebuilt['actions'] == ['rebuild index public.chunks_embedding_hnsw_idx '
+                                  '(distance cosine -> l2, opclass vector_cosine_ops -> vector_l2_ops, m 8 -> 16, '
+                                  'ef_construction 32 -> 64)']
+    assert rebuilt['index']['opclass'] == 'vector_l2_ops'
+    assert server.sql('SELECT count(*) FROM chunks', 'rag') == '3'
+
+    # Another vector length is refused, not rewritten.
+    result, _warnings = run_module(pgvector_database, dict(rotated, table=dict(name='chunks', dimensions=4), index=None))
+    assert result['failed'] is True
+    assert 'vector(3)' in result['msg'] and 'vector(4)' in result['msg']
+
+    # A table with rows is not dropped without force; the index alone can go.
+    refused, _warnings = run_module(pgvector_database, dict(container=server.name, database='rag',
+                                                            table=dict(name='chunks'), state='absent'))
+    assert refused['failed'] is True and 'holds rows' in refused['msg']
+    dropped, _warnings = run(dict(container=server.name, database='rag', table=dict(name='chunks'), index=dict(), state='absent'))
+    assert dropped['actions'] == ['drop index public.chunks_embedding_hnsw_idx'] and dropped['index'] is None
+    assert server.sql('SELECT count(*) FROM chunks', 'rag') == '3'
+
+
+def test_verifier_recorded_from_postgres_matches(server):
+    """The fixture in the unit tests came from this image; compute one here too, both ways."""
+    server.sql("SET password_encryption = 'scram-sha-256'; CREATE ROLE fixture_check PASSWORD 'pw'")
+    stored = server.sql("SELECT rolpassword FROM pg_authid WHERE rolname = 'fixture_check'")
+    iterations, salt, _stored_key, _server_key = pg.parse_scram_verifier(stored)
+    assert pg.scram_verifier('pw', salt, iterations) == stored
+    assert pg.password_matches('pw', stored) and not pg.password_matches('pW', stored)
+
+
+def test_quoted_names_and_absent_database(server):
+    args = dict(container=server.name, database='My "Data"', owner='postgres', extension=True,
+                table=dict(name='Docs', schema='Store', dimensions=2000, content_column='', id_type='uuid'),
+                index=dict(name='docs ip', distance='ip'))
+    first, _warnings = run(args)
+    assert first['changed'] is True
+    assert first['table']['columns'] == {'id': 'uuid', 'metadata': 'jsonb', 'embedding': 'vector(2000)'}
+    assert first['index']['distance'] == 'ip'
+    assert run(args)[0]['changed'] is False
+
+    refused, _warnings = run_module(pgvector_database, dict(container=server.name, database='My "Data"', state='absent'))
+    assert refused['failed'] is True and 'Store.Docs' in refused['msg']
+    gone, _warnings = run(dict(container=server.name, database='My "Data"', state='absent', force=True), diff=True)
+    assert gone['changed'] is True and gone['database'] is None
+    assert server.sql("SELECT count(*) FROM pg_database WHERE datname = 'My \"Data\"'") == '0'
+    assert run(dict(container=server.name, database='My "Data"', state='absent'))[0]['changed'] is False
+
+
+def test_missing_container_fails_cleanly(client):
+    result, _warnings = run_module(pgvector_database, dict(container=PREFIX + 'does-not-exist', database='x'))
+    assert result['failed'] is True and 'does not exist' in result['msg']
