@@ -143,6 +143,18 @@ def merge(current, settings):
     return result
 
 
+def apply_defaults(current, defaults):
+    """Merge ``defaults`` as one group, only where ``current`` has none of its top-level keys.
+
+    A group such as ``log-driver`` with its ``log-opts`` is someone else's choice once either
+    key is in the file: adding json-file's rotation options to a journald setup would even
+    stop dockerd from starting. So the group is applied whole or not at all.
+    """
+    if not defaults or any(key in current for key in defaults):
+        return copy.deepcopy(current)
+    return merge(current, defaults)
+
+
 def parse_key_path(key_path):
     """Turn ``'runtimes.nvidia'`` or ``['runtimes', 'nvidia']`` into a tuple of keys."""
     if isinstance(key_path, str):

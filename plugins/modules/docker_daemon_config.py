@@ -50,6 +50,14 @@ options:
       - A key that one of the setting options below also sets must have the same value there,
         otherwise the task fails.
     type: dict
+  defaults:
+    description:
+      - Settings applied as one group, and only where the file has none of their top-level keys
+        yet, after everything else. For choices that belong to whoever made them first, such as
+        C(log-driver) with its C(log-opts); a host whose daemon.json already names a log driver
+        keeps it and its options whole.
+      - Values in C(log-opts) are turned into strings, as for O(log_opts).
+    type: dict
   remove:
     description:
       - Key paths to remove, applied before O(settings) and the other options, so that removing
@@ -230,6 +238,7 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.daemon_json import (
+    apply_defaults,
     DaemonJsonError,
     default_runtime_problem,
     detect_indent,
@@ -266,6 +275,7 @@ def argument_spec():
         path=dict(type='path', default='/etc/docker/daemon.json'),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         settings=dict(type='dict'),
+        defaults=dict(type='dict'),
         remove=dict(type='list', elements='raw'),
         nvidia_runtime=dict(type='bool'),
         nvidia_runtime_path=dict(type='str', default='nvidia-container-runtime'),
@@ -348,7 +358,7 @@ def desired_changes(params):
     options merged in) is merged, then ``option_removals`` (O(nvidia_runtime=false)) apply.
     """
     if params['state'] == 'absent':
-        given = [name for name in ('settings',) + SETTING_OPTIONS if params[name] is not None]
+        given = [name for name in ('settings', 'defaults') + SETTING_OPTIONS if params[name] is not None]
         if given:
             raise InputError('state=absent only removes the key paths in remove; unset %s, or use state=present'
                              % ', '.join(given))
@@ -361,15 +371,7 @@ def desired_changes(params):
             raise InputError('remove[%d]: %s; write a dotted string such as runtimes.nvidia or a list of keys '
                              'such as [runtimes, nvidia]' % (index, exc)) from None
 
-    try:
-        settings = normalize(params['settings'] or {})
-    except TypeError as exc:
-        raise InputError('settings: %s; give JSON values only (strings, numbers, booleans, lists, objects)' % exc) from None
-    if isinstance(settings.get('log-opts'), dict):
-        try:
-            settings['log-opts'] = stringify_log_opts(settings['log-opts'])
-        except ValueError as exc:
-            raise InputError('settings.log-opts: %s' % exc) from None
+    settings = _json_settings(params['settings'], 'settings')
 
     option_sets, option_removals = option_changes(params)
 
@@ -389,6 +391,20 @@ def desired_changes(params):
     return removals, settings, [parts for option, parts in option_removals]
 
 
+def _json_settings(value, option):
+    """A free-form settings option as JSON data, its log-opts values turned into strings."""
+    try:
+        settings = normalize(value or {})
+    except TypeError as exc:
+        raise InputError('%s: %s; give JSON values only (strings, numbers, booleans, lists, objects)' % (option, exc)) from None
+    if isinstance(settings.get('log-opts'), dict):
+        try:
+            settings['log-opts'] = stringify_log_opts(settings['log-opts'])
+        except ValueError as exc:
+            raise InputError('%s.log-opts: %s' % (option, exc)) from None
+    return settings
+
+
 def _json(value):
     return render(value, indent=None).strip()
 
@@ -401,6 +417,7 @@ def compute(current, params):
     """
     removals, settings, option_removals = desired_changes(params)
     result = remove(merge(remove(current, removals), settings), option_removals)
+    result = apply_defaults(result, _json_settings(params['defaults'], 'defaults'))
 
     problem = default_runtime_problem(result)
     if problem:

@@ -60,3 +60,15 @@ def test_pgvector_checks_the_password_over_the_network(host):
     assert ok.rc == 0 and ok.stdout.strip() == '1', ok.stderr
     bad = login('wrong')
     assert bad.rc != 0 and 'password authentication failed' in bad.stderr
+
+
+def test_fresh_host_got_the_logging_defaults_and_kept_the_registry_wiring(host):
+    # daemon.json held only the registry wiring (prepare); site.yml's docker_engine layer
+    # added its logging defaults, live-restore, and kept the wiring.
+    daemon = json.loads(host.file('/etc/docker/daemon.json').content_string)
+    assert daemon['log-driver'] == 'json-file'
+    assert daemon['log-opts'] == {'max-size': '10m', 'max-file': '3'}
+    assert daemon['live-restore'] is True
+    assert daemon['registry-mirrors'] == ['http://registry.local:5000']
+    info = json.loads(host.check_output("docker info --format '{{json .}}'"))
+    assert info['LoggingDriver'] == 'json-file' and info['LiveRestoreEnabled'] is True

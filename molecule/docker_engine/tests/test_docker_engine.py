@@ -49,8 +49,8 @@ def test_running_daemon_has_live_restore(docker_info):
     assert docker_info['LiveRestoreEnabled'] is True
 
 
-def test_running_daemon_has_the_log_driver(docker_info):
-    assert docker_info['LoggingDriver'] == 'json-file'
+def test_running_daemon_keeps_the_log_driver_someone_else_chose(docker_info):
+    assert docker_info['LoggingDriver'] == 'local'
 
 
 def test_running_daemon_pulls_through_the_registry_mirror(docker_info):
@@ -61,10 +61,11 @@ def test_running_daemon_pulls_through_the_registry_mirror(docker_info):
 
 def test_daemon_json_keeps_keys_the_role_does_not_manage(daemon_json):
     assert daemon_json['log-level'] == 'warn'
-    # log-opts is merged key by key: the role's rotation beside someone else's labels.
-    assert daemon_json['log-opts'] == {'labels': 'com.example.team', 'max-size': '10m', 'max-file': '3'}
+    # The role's logging defaults (json-file with rotation) are a group it applies only where
+    # the file has no log driver: someone else's choice is kept whole, with no json-file options.
+    assert daemon_json['log-driver'] == 'local'
+    assert 'log-opts' not in daemon_json
     assert daemon_json['live-restore'] is True
-    assert daemon_json['log-driver'] == 'json-file'
     assert daemon_json['registry-mirrors'] == ['http://registry.local:5000']
     assert daemon_json['insecure-registries'] == [REGISTRY]
     assert 'data-root' not in daemon_json
@@ -98,9 +99,8 @@ def test_user_runs_a_container_pulled_through_the_registry(host, image):
     assert 'client version is 0.33.0' in out
 
 
-def test_new_containers_get_the_log_options(host, image):
-    # Daemon-wide log-opts reach containers created after the change: the role's rotation and
-    # someone else's labels, both read by the running daemon.
+def test_new_containers_get_the_log_driver_someone_else_chose(host, image):
+    # The running daemon reads the kept log driver: containers created now use it.
     name = 'docker-engine-logconfig'
     host.run(f'docker rm -f {name}')
     host.check_output(f'docker create --name {name} {image}')
@@ -108,7 +108,7 @@ def test_new_containers_get_the_log_options(host, image):
         log_config = json.loads(host.check_output(f"docker inspect --format '{{{{json .HostConfig.LogConfig}}}}' {name}"))
     finally:
         host.run(f'docker rm -f {name}')
-    assert log_config == {'Type': 'json-file', 'Config': {'labels': 'com.example.team', 'max-size': '10m', 'max-file': '3'}}
+    assert log_config == {'Type': 'local', 'Config': {}}
 
 
 def _show(host):

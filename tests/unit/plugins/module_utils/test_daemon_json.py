@@ -410,3 +410,18 @@ def test_remove_after_merge_of_same_paths_leaves_rest(current):
     # Setting then removing the same top-level key gives the file without that key.
     merged = dj.merge(current, {'live-restore': True})
     assert dj.effective_equal(dj.remove(merged, ['live-restore']), dj.remove(current, ['live-restore']))
+
+
+def test_apply_defaults_fills_an_empty_group():
+    defaults = {'log-driver': 'json-file', 'log-opts': {'max-size': '10m'}}
+    assert dj.apply_defaults({'live-restore': True}, defaults) == {
+        'live-restore': True, 'log-driver': 'json-file', 'log-opts': {'max-size': '10m'}}
+
+
+@pytest.mark.parametrize('current', [
+    {'log-driver': 'journald'},
+    {'log-opts': {'tag': '{{.Name}}'}},
+])
+def test_apply_defaults_leaves_a_group_someone_else_started(current):
+    defaults = {'log-driver': 'json-file', 'log-opts': {'max-size': '10m'}}
+    assert dj.apply_defaults(current, defaults) == current

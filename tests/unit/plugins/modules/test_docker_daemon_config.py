@@ -493,3 +493,24 @@ def test_settings_lists_replace(path):
     pools = [{'base': '172.30.0.0/16', 'size': 24}]
     run({'path': str(path), 'settings': {'default-address-pools': pools}})
     assert read(path) == {'default-address-pools': pools}
+
+
+def test_defaults_apply_on_a_fresh_file_and_never_over_someone_elses_log_driver(path):
+    defaults = {'log-driver': 'json-file', 'log-opts': {'max-size': '10m', 'max-file': 3}}
+    result = run({'path': str(path), 'live_restore': True, 'defaults': defaults})
+    assert result['changed'] is True
+    assert read(path) == {'live-restore': True, 'log-driver': 'json-file', 'log-opts': {'max-size': '10m', 'max-file': '3'}}
+    assert run({'path': str(path), 'live_restore': True, 'defaults': defaults})['changed'] is False
+
+    other = path.parent / 'other.json'
+    write(other, {'log-driver': 'journald', 'data-root': '/srv/docker'})
+    before = digest(other)
+    result = run({'path': str(other), 'defaults': defaults})
+    assert result['changed'] is False and result['restart_required'] is False
+    assert digest(other) == before
+
+
+def test_defaults_are_refused_with_state_absent(path):
+    write(path, {'live-restore': True})
+    result = run({'path': str(path), 'state': 'absent', 'remove': ['live-restore'], 'defaults': {'log-driver': 'local'}})
+    assert result['failed'] and 'defaults' in result['msg']
