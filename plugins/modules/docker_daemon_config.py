@@ -135,15 +135,14 @@ options:
         check is skipped and RV(validated) is V(null), with the reason in RV(validation_note).
     type: bool
     default: true
+extends_documentation_fragment:
+  - ragops.gpu_stack.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 notes:

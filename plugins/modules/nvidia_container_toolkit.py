@@ -136,21 +136,20 @@ options:
       - Seconds to wait for the key download.
     type: int
     default: 30
+extends_documentation_fragment:
+  - ragops.gpu_stack.attributes
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
     details:
       - The key is still downloaded and checked in check mode, since the prediction depends on it.
       - With O(version=latest), check mode predicts installs of missing packages only, not upgrades,
         because it does not refresh the package metadata.
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
     details:
       - The repository file is shown as text, the keyring as the fingerprints it holds.
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: debian, redhat, suse
 notes:

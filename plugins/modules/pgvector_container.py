@@ -157,26 +157,17 @@ options:
     description: Seconds to wait, with O(state=started), until the container is healthy; V(0) does not wait.
     type: int
     default: 180
-  docker_host:
-    description: The Docker daemon to talk to; unset uses E(DOCKER_HOST), else C(unix:///var/run/docker.sock).
-    type: str
-  docker_timeout:
-    description: Seconds one Docker API call may take.
-    type: int
-    default: 60
+extends_documentation_fragment:
+  - ragops.gpu_stack.attributes
+  - ragops.gpu_stack.docker
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   platform:
-    description: Target OS/families that can be operated against.
     support: full
     platforms: posix
-requirements:
-  - docker (the Python SDK) 7.0 or later on the managed host
 notes:
   - "The health check is C(pg_isready -h 127.0.0.1 -U <user> -d <database>): over TCP, because the image's first-start
     server listens on the socket only, so the container is healthy once the real server runs with the user and

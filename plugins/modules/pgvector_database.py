@@ -33,15 +33,6 @@ options:
       - Name or ID of the running PostgreSQL container.
     type: str
     required: true
-  docker_host:
-    description:
-      - The Docker daemon to talk to, for example V(unix:///var/run/docker.sock).
-      - Unset uses the environment (E(DOCKER_HOST) and friends), like the C(docker) CLI.
-    type: str
-  docker_timeout:
-    description: Seconds one Docker API call may take.
-    type: int
-    default: 60
   db_user:
     description:
       - The superuser psql runs as inside the container, the image's C(POSTGRES_USER).
@@ -162,19 +153,18 @@ options:
         connections to it, C(DROP DATABASE ... WITH (FORCE))).
     type: bool
     default: false
+extends_documentation_fragment:
+  - ragops.gpu_stack.attributes
+  - ragops.gpu_stack.docker
 attributes:
   check_mode:
-    description: Can run in check_mode and return changed status prediction without modifying target.
     support: full
   diff_mode:
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: full
   platform:
-    description: Target OS/families that can be operated against.
     support: N/A
     platforms: posix
 requirements:
-  - The Docker SDK for Python (C(docker)) on the host running the module.
   - A running container of an image with the official postgres image's contract and pgvector,
     such as C(pgvector/pgvector:pg17).
 notes:
