@@ -66,6 +66,23 @@ show_log_tail() {
   printf 'world: ---\n' >&2
 }
 
+# await_server ANSWERS PID DEADLINE LOG WHAT URL PORT: poll ANSWERS until the server just
+# started as PID answers; die with its log's tail if it exits first or DEADLINE passes.
+await_server() {
+  local answers=$1 pid=$2 deadline=$3 log=$4 what=$5 url=$6 port=$7
+  until "$answers"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      show_log_tail "$log"
+      die "$what exited before answering on $url (port $port taken?)"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      show_log_tail "$log"
+      die "$what (pid $pid) did not answer on $url within 20s"
+    fi
+    sleep 0.1
+  done
+}
+
 need_root() {
   [ "$(id -u)" -eq 0 ] || die "'$1' needs root (debootstrap, dockerd and the registry's state are system-wide)"
 }
@@ -173,17 +190,7 @@ cmd_registry() {
   setsid /usr/bin/docker-registry serve "$state/registry.yml" >>"$log" 2>&1 </dev/null 9>&- &
   local pid=$! deadline=$((SECONDS + 20))
   echo "$pid" >"$(registry_pidfile)"
-  until registry_answers; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      show_log_tail "$log"
-      die "the registry exited before answering on $registry_url (port $registry_port taken?)"
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      show_log_tail "$log"
-      die "the registry (pid $pid) did not answer on $registry_url within 20s"
-    fi
-    sleep 0.1
-  done
+  await_server registry_answers "$pid" "$deadline" "$log" "the registry" "$registry_url" "$registry_port"
 }
 
 cmd_down() {
@@ -623,17 +630,7 @@ nvidia_serve() {
   setsid "$python" -m http.server --bind 0.0.0.0 --directory "$nvidia_state/www" "$nvidia_port" >>"$log" 2>&1 </dev/null 9>&- &
   local pid=$! deadline=$((SECONDS + 20))
   echo "$pid" >"$(nvidia_http_pidfile)"
-  until nvidia_answers; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      show_log_tail "$log"
-      die "the nvidia-repo server exited before answering on $nvidia_local_url (port $nvidia_port taken?)"
-    fi
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      show_log_tail "$log"
-      die "the nvidia-repo server (pid $pid) did not answer on $nvidia_local_url within 20s"
-    fi
-    sleep 0.1
-  done
+  await_server nvidia_answers "$pid" "$deadline" "$log" "the nvidia-repo server" "$nvidia_local_url" "$nvidia_port"
   echo started
 }
 
