@@ -241,16 +241,33 @@ def read_nvidia_driver_version(root):
 
 
 def list_nvidia_device_nodes(root):
-    """The /dev/nvidia* nodes present (nvidia0.., nvidiactl, nvidia-uvm, ...), sorted naturally."""
+    """The /dev/nvidia* nodes present (nvidia0.., nvidiactl, nvidia-uvm, ...), sorted naturally.
+
+    /dev/nvidia-caps is a directory (the MIG capability nodes nvidia-cap1, nvidia-cap2 live in
+    it, as seen on an H100 with the open module 580): its nodes are listed, never the directory,
+    because a directory handed to a container as a device fails its start.
+    """
+    dev = host_path(root, '/dev')
     try:
-        names = os.listdir(host_path(root, '/dev'))
+        names = os.listdir(dev)
     except OSError:
         return []
 
     def order(name):
         match = re.match(r'^nvidia(\d+)$', name)
         return (0, int(match.group(1)), '') if match else (1, 0, name)
-    return ['/dev/' + n for n in sorted((n for n in names if n.startswith('nvidia')), key=order)]
+    nodes = []
+    for name in sorted((n for n in names if n.startswith('nvidia')), key=order):
+        if not os.path.isdir(os.path.join(dev, name)):
+            nodes.append('/dev/' + name)
+            continue
+        try:
+            children = sorted(os.listdir(os.path.join(dev, name)))
+        except OSError:
+            children = []
+        nodes.extend('/dev/%s/%s' % (name, child) for child in children
+                     if not os.path.isdir(os.path.join(dev, name, child)))
+    return nodes
 
 
 def smi_value(value):

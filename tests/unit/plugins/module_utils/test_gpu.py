@@ -674,3 +674,26 @@ def test_group_names(tmp_path):
     assert gpu.group_name(105, groups, str(tmp_path)) == 'render'
     assert gpu.group_name(4242, groups, str(tmp_path)) is None
     assert gpu.stat_device_node(str(tmp_path), '/dev/kfd', groups)['exists'] is False
+
+
+def test_h100_captured_on_real_hardware():
+    """nvidia_h100_open_580 was captured by tests/unit/fixtures/gpu/capture.sh on a real
+    H100 80GB (open kernel module 580.159.04, no Docker, gVisor-style VM) on 2026-11-25."""
+    facts, tools = collect('nvidia_h100_open_580', 'nvidia_h100_open_580')
+    assert (facts['gpu_vendor'], facts['gpu_usable'], facts['gpu_count']) == ('nvidia', True, 1)
+    nvidia = facts['nvidia']
+    assert (nvidia['driver_version'], nvidia['driver_version_source'], nvidia['kernel_module_flavor']) == \
+        ('580.159.04', 'proc', 'open')
+    assert nvidia['gpus'] == [{
+        'index': 0, 'uuid': 'GPU-3c15737e-0676-dd38-2b5d-7dc502112aab', 'name': 'NVIDIA H100 80GB HBM3',
+        'memory_total_mib': 81559, 'compute_capability': '9.0', 'pci_bus_id': '0000:00:06.0',
+        'mig_mode': 'disabled', 'mig_devices': [],
+    }]
+    # six virtio/host-bridge functions on that bus, one display controller (class 0x0302, 3D)
+    assert [(d['address'], d['class'], d['driver']) for d in facts['pci_display_devices']] == \
+        [('0000:00:06.0', '0x030200', 'nvidia')]
+    # /dev/nvidia-caps is a directory there: its nodes are listed, not the directory itself
+    assert nvidia['device_nodes'] == ['/dev/nvidia0', '/dev/nvidia-caps/nvidia-cap1', '/dev/nvidia-caps/nvidia-cap2',
+                                      '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools', '/dev/nvidiactl']
+    assert facts['gpu_warnings'] == [] and facts['container']['docker']['path'] is None
+    assert ['/usr/bin/nvidia-smi', '-L'] not in tools.calls  # MIG disabled: no second call
