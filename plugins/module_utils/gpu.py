@@ -20,7 +20,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import stat
+from http.client import HTTPConnection
 
 try:
     import grp
@@ -67,6 +69,7 @@ HSA_OVERRIDES = {
 NVIDIA_SMI_QUERY_FIELDS = ('index', 'uuid', 'name', 'memory.total', 'compute_cap', 'pci.bus_id', 'mig.mode.current')
 
 CDI_SPEC_DIRS = ('/etc/cdi', '/var/run/cdi')
+DOCKER_SOCKET = '/var/run/docker.sock'
 DAEMON_JSON = '/etc/docker/daemon.json'
 
 _NVRM_RE = re.compile(r'NVRM version:\s*(?P<head>.*?Kernel Module(?: for \S+)?)\s+(?P<version>\d+(?:\.\d+)+)')
@@ -770,11 +773,61 @@ def list_cdi_specs(root):
     return specs
 
 
-def query_docker_version(docker, run_command):
+class _UnixHTTPConnection(HTTPConnection):
+    """HTTP over the engine's unix socket (the stdlib has no such transport)."""
+
+    def __init__(self, socket_path, timeout):
+        HTTPConnection.__init__(self, 'localhost', timeout=timeout)
+        self.socket_path = socket_path
+
+    def connect(self):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except Exception:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+def query_docker_api_version(socket_path, timeout=5):
+    """The engine's version from ``GET /version`` on its unix socket; None when nothing answers.
+
+    The API answers in milliseconds where ``docker version`` starts the CLI (a Go binary that
+    reads its config and contexts) once per question; a converged re-run asks on every host.
+    """
+    if not socket_path or not os.path.exists(socket_path):
+        return None
+    conn = _UnixHTTPConnection(socket_path, timeout)
+    try:
+        conn.request('GET', '/version')
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            return None
+        value = json.loads(body.decode('utf-8')).get('Version')
+    except (OSError, ValueError, AttributeError):
+        return None
+    finally:
+        conn.close()
+    return value if isinstance(value, str) and _SEMVER_RE.match(value) else None
+
+
+def query_docker_version(docker, run_command, socket_path=None):
     """{path, version, server_version, client_version, server_reachable, error}; version is the
-    server's, else the client's."""
+    server's, else the client's.
+
+    The engine's API on ``socket_path`` is asked first; the CLI only when the API does not
+    answer (then the client's version is worth knowing: Docker is installed, its daemon is not
+    running). So client_version is None whenever the API answered.
+    """
     info = {'path': docker, 'version': None, 'server_version': None, 'client_version': None,
             'server_reachable': False, 'error': None}
+    api_version = query_docker_api_version(socket_path)
+    if api_version:
+        info.update(version=api_version, server_version=api_version, server_reachable=True)
+        return info
     if not docker:
         return info
     rc, out, err = _run(run_command, [docker, 'version', '--format', '{{.Server.Version}}'])
@@ -820,11 +873,29 @@ def collect_container(root, run_command, which, run_tools=True):
         if spec['valid']:
             devices.extend('%s=%s' % (spec['kind'], name) for name in spec['devices'])
     return {
-        'docker': query_docker_version(which('docker') if run_tools else None, run_command),
+        'docker': query_docker_version(which('docker') if run_tools else None, run_command,
+                                       host_path(root, DOCKER_SOCKET) if run_tools else None),
         'daemon_json': read_daemon_json_runtimes(root),
         'cdi': {'spec_dirs': list(CDI_SPEC_DIRS), 'specs': specs, 'devices': sorted(set(devices))},
         'nvidia_ctk': query_nvidia_ctk(which('nvidia-ctk') if run_tools else None, run_command),
     }
+
+
+# --------------------------------------------------------------------------- the host
+
+def read_host_capacity(root):
+    """{cpus, memory_total_mib} from /proc/cpuinfo and /proc/meminfo (None where unreadable).
+
+    What a GPU host can fall back on: Ollama puts the layers that do not fit in VRAM into
+    system memory and runs them on these CPUs.
+    """
+    cpuinfo = read_text(host_path(root, '/proc/cpuinfo')) or ''
+    cpus = sum(1 for line in cpuinfo.splitlines() if re.match(r'^processor\s*:', line))
+    memory = None
+    match = re.search(r'^MemTotal:\s+(\d+)\s*kB', read_text(host_path(root, '/proc/meminfo')) or '', re.M)
+    if match:
+        memory = int(match.group(1)) // 1024
+    return {'cpus': cpus or None, 'memory_total_mib': memory}
 
 
 # --------------------------------------------------------------------------- the whole
@@ -891,6 +962,7 @@ def collect(root='/', run_command=None, which=None, run_tools=True):
         'amd': amd,
         'container': container,
         'pci_display_devices': pci,
+        'host': read_host_capacity(root),
         'gpu_warnings': warnings,
         'hints': nvidia_hints + amd_hints + container_hints(vendor, container),
     }

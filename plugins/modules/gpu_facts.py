@@ -154,6 +154,14 @@ ansible_facts:
           returned: always
           type: list
           elements: str
+        host:
+          description:
+            - What the host can fall back on when a model does not fit in VRAM (Ollama runs those layers on the CPU,
+              in system memory), C(cpus) (from C(/proc/cpuinfo)) and C(memory_total_mib) (from C(/proc/meminfo)), null
+              where unreadable.
+          returned: always
+          type: dict
+          sample: {cpus: 16, memory_total_mib: 128793}
         pci_display_devices:
           description:
             - Every display-class PCI device (class 0x03xxxx), any vendor, each with C(address), C(vendor_id), C(vendor)
@@ -271,6 +279,8 @@ ansible_facts:
               description:
                 - C(path) (null when docker is absent), C(version) (the server's, else the client's, else null),
                   C(server_version), C(client_version), C(server_reachable), C(error).
+                - The engine is asked through its API on C(/var/run/docker.sock) (GET /version); the docker CLI only
+                  when the API does not answer, so C(client_version) is null whenever the server answered.
               type: dict
               returned: always
             daemon_json:

@@ -11,10 +11,14 @@ generated fake executables from a temporary PATH.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
+import socket
+import socketserver
 import subprocess
+import threading
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -697,3 +701,73 @@ def test_h100_captured_on_real_hardware():
                                       '/dev/nvidia-uvm', '/dev/nvidia-uvm-tools', '/dev/nvidiactl']
     assert facts['gpu_warnings'] == [] and facts['container']['docker']['path'] is None
     assert ['/usr/bin/nvidia-smi', '-L'] not in tools.calls  # MIG disabled: no second call
+
+
+class _EngineVersionHandler(http.server.BaseHTTPRequestHandler):
+    """Answers GET /version as dockerd does (the fields gpu_facts reads, plus some it ignores)."""
+    answer = (200, {'Version': '29.1.3', 'ApiVersion': '1.52', 'Os': 'linux'})
+
+    def address_string(self):  # a unix socket has no client address
+        return 'unix'
+
+    def do_GET(self):
+        status, body = self.answer
+        data = json.dumps(body).encode() if isinstance(body, dict) else body
+        self.send_response(status if self.path == '/version' else 404)
+        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def engine_socket(tmp_path):
+    """A real HTTP server on a unix socket under tmp_path/var/run/docker.sock."""
+    path = tmp_path / 'var' / 'run' / 'docker.sock'
+    path.parent.mkdir(parents=True)
+    server = socketserver.UnixStreamServer(str(path), _EngineVersionHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield path
+    server.shutdown()
+    server.server_close()
+    _EngineVersionHandler.answer = (200, {'Version': '29.1.3', 'ApiVersion': '1.52', 'Os': 'linux'})
+
+
+def test_docker_version_comes_from_the_engine_api_without_running_the_cli(tmp_path, engine_socket):
+    shutil.copytree(tree('nvidia_single'), str(tmp_path), dirs_exist_ok=True)
+    facts, tools = collect(str(tmp_path), 'nvidia_single')
+    docker = facts['container']['docker']
+    assert (docker['version'], docker['server_version'], docker['server_reachable']) == ('29.1.3', '29.1.3', True)
+    assert docker['client_version'] is None and docker['path'] == '/usr/bin/docker'
+    assert not any(c[0].endswith('docker') for c in tools.calls)
+
+
+@pytest.mark.parametrize('answer', [(500, {'message': 'boom'}), (200, b'not json'), (200, {'Version': 'dev'})])
+def test_docker_api_that_does_not_answer_sensibly_falls_back_to_the_cli(tmp_path, engine_socket, answer):
+    _EngineVersionHandler.answer = answer
+    shutil.copytree(tree('nvidia_single'), str(tmp_path), dirs_exist_ok=True)
+    facts, tools = collect(str(tmp_path), 'nvidia_single')
+    assert facts['container']['docker']['version'] == '27.5.1'  # the CLI's answer in tools/nvidia_single
+    assert any(c[0].endswith('docker') for c in tools.calls)
+
+
+def test_a_stale_docker_socket_falls_back_to_the_cli(tmp_path):
+    shutil.copytree(tree('nvidia_single'), str(tmp_path), dirs_exist_ok=True)
+    stale = socket.socket(socket.AF_UNIX)
+    (tmp_path / 'var' / 'run').mkdir(parents=True)
+    stale.bind(str(tmp_path / 'var' / 'run' / 'docker.sock'))  # bound, never listening: refused
+    stale.close()
+    assert gpu.query_docker_api_version(str(tmp_path / 'var' / 'run' / 'docker.sock'), timeout=1) is None
+    facts, dummy = collect(str(tmp_path), 'nvidia_single')
+    assert facts['container']['docker']['version'] == '27.5.1'
+
+
+def test_host_capacity_from_proc():
+    facts, dummy = collect('nvidia_single', 'nvidia_single')
+    assert facts['host'] == {'cpus': 2, 'memory_total_mib': 64000}
+    facts, dummy = collect('none')  # a tree without /proc/cpuinfo or meminfo
+    assert facts['host'] == {'cpus': None, 'memory_total_mib': None}
