@@ -6,10 +6,14 @@
 from __future__ import annotations
 
 import copy
+import json
+import os
+import shutil
 
 import pytest
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import container as c
+from ansible_collections.ragops.gpu_stack.plugins.module_utils import gpu
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_client import APIError, NotFound
 
 OLLAMA_IMAGE_CONFIG = {
@@ -550,3 +554,57 @@ def test_engine_error_is_reported():
     client.create_container_from_config = refuse
     with pytest.raises(c.ContainerError, match='create ollama: could not select device driver'):
         reconcile(client, spec_of())
+
+
+# ----------------------------------------------------------------------------------------------
+# The GPU choice on facts read from a real H100 host (tests/unit/fixtures/gpu/nvidia_h100_open_580,
+# captured by tests/unit/fixtures/gpu/capture.sh on a lent machine without Docker).
+
+def _h100_facts(tmp_path, daemon_json=None):
+    fixtures = os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'gpu')
+    root = tmp_path / 'root'
+    shutil.copytree(os.path.join(fixtures, 'nvidia_h100_open_580'), str(root))
+    if daemon_json is not None:
+        (root / 'etc' / 'docker').mkdir(parents=True)
+        (root / 'etc' / 'docker' / 'daemon.json').write_text(json.dumps(daemon_json))
+    tools = os.path.join(fixtures, 'tools', 'nvidia_h100_open_580')
+
+    def run(argv):
+        key = {'-L': 'list'}.get(argv[1], 'driver' if 'driver_version' in argv[1] else 'query')
+        with open(os.path.join(tools, 'nvidia-smi.%s.stdout' % key), encoding='utf-8') as handle:
+            return 0, handle.read(), ''
+    return gpu.collect(str(root), run, lambda name: '/usr/local/nvidia/bin/nvidia-smi' if name == 'nvidia-smi' else None)
+
+
+H100_UUID = 'GPU-3c15737e-0676-dd38-2b5d-7dc502112aab'
+
+
+def test_h100_without_the_toolkit_falls_back_to_the_cpu_and_says_why(tmp_path):
+    facts = _h100_facts(tmp_path)
+    spec, report = c.ollama_spec({}, facts)
+    assert report['vendor'] == 'none' and spec['device_requests'] == []
+    assert 'NVIDIA GPU(s) found but Docker has no GPU runtime' in report['cpu_fallback_reason']
+    assert 'install the NVIDIA Container Toolkit' in report['cpu_fallback_reason']
+
+
+@pytest.mark.parametrize('gpus, device_request', [
+    ('all', dict(driver='nvidia', count=-1, device_ids=[], capabilities=[['gpu']], options={})),
+    (1, dict(driver='nvidia', count=1, device_ids=[], capabilities=[['gpu']], options={})),
+    ([H100_UUID], dict(driver='nvidia', count=0, device_ids=[H100_UUID], capabilities=[['gpu']], options={})),
+    (['0'], dict(driver='nvidia', count=0, device_ids=['0'], capabilities=[['gpu']], options={})),
+])
+def test_h100_with_the_nvidia_runtime_gets_exactly_the_gpus_asked_for(tmp_path, gpus, device_request):
+    facts = _h100_facts(tmp_path, {'runtimes': {'nvidia': {'path': 'nvidia-container-runtime', 'args': []}}})
+    spec, report = c.ollama_spec({'gpus': gpus}, facts)
+    assert report['vendor'] == 'nvidia' and report['cpu_fallback_reason'] is None
+    assert spec['device_requests'] == [device_request]
+
+
+@pytest.mark.parametrize('gpus, message', [
+    (2, 'gpus: 2 GPUs asked for but this host has 1'),
+    (['GPU-00000000-0000-0000-0000-000000000000'], "not among this host's NVIDIA GPUs (indexes and UUIDs: 0, " + H100_UUID),
+])
+def test_h100_refuses_gpus_it_does_not_have(tmp_path, gpus, message):
+    facts = _h100_facts(tmp_path, {'runtimes': {'nvidia': {'path': 'nvidia-container-runtime'}}})
+    with pytest.raises(c.InputError, match=message.replace('(', r'\(').replace(')', r'\)')):
+        c.ollama_spec({'gpus': gpus}, facts)
