@@ -453,7 +453,8 @@ def ollama_spec(params, gpu_facts, engine_version=None):
     if mode not in ('runtime', 'cdi'):
         raise InputError('gpu_mode: %r must be runtime or cdi' % (mode,))
     if vendor == 'none' and kind != 'all':
-        raise InputError('gpus: %r selects GPUs but this container runs on the CPU (%s)'
+        raise InputError('gpus: %r selects GPUs but this container runs on the CPU (%s); leave gpus at all (the '
+                         'default) for the CPU, or set gpu: nvidia or gpu: amd on a host with that GPU'
                          % (params.get('gpus'), fallback or 'gpu: none'))
     spec = dict(name=name, image=image, command=None, device_requests=[], devices=[], group_add=[], shm_size=None,
                 stop_timeout=10)
@@ -771,15 +772,19 @@ def inspect_image(client, ref):
         return None
 
 
+PULL_FIX = ('check the image name and tag, and that this host reaches the registry (docker login where it needs one); '
+            'or load the image (docker load) and set pull: never')
+
+
 def pull_image(client, ref):
-    """Pull ref; the registry's own error on failure."""
+    """Pull ref; the registry's own error on failure, then what to check."""
     repo, tag = split_image(ref)
     try:
         for line in client.pull(repo, tag=tag, stream=True, decode=True):
             if isinstance(line, dict) and line.get('error'):
-                raise ContainerError('image: cannot pull %s: %s' % (ref, line['error']))
+                raise ContainerError('image: cannot pull %s: %s; %s' % (ref, line['error'], PULL_FIX))
     except APIError as exc:
-        raise ContainerError('image: cannot pull %s: %s' % (ref, api_error_text(exc))) from None
+        raise ContainerError('image: cannot pull %s: %s; %s' % (ref, api_error_text(exc), PULL_FIX)) from None
 
 
 def port_problem(host_ip, port, protocol='tcp'):

@@ -1,16 +1,33 @@
 """The stack as site.yml builds it on a CPU host: pgvector and Ollama healthy, on localhost only,
-answering through their published ports, the password out of docker inspect."""
+answering through their published ports, the password out of docker inspect; then what
+side_effect.yml did to it, from its evidence in /var/tmp/stack-side-effect.json."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
-PASSWORD = 'stack-test-only-password'
+# The converge's password (molecule.yml); side_effect.yml's -vvv run changed it to PASSWORD.
+OLD_PASSWORD = 'stack-test-only-password'
+PASSWORD = 'stack-test-new-password'
+ROWS = 25
 
 
 def inspect(host, name):
     return json.loads(host.check_output(f'docker inspect {name}'))[0]
+
+
+@pytest.fixture(scope='module')
+def side_effect(host):
+    return json.loads(host.file('/var/tmp/stack-side-effect.json').content_string)
+
+
+def psql_over_network(host, password):
+    """psql as an application would connect: over TCP (scram-sha-256), not the trusted local socket."""
+    return host.run(
+        f"docker exec -e PGPASSWORD={password} pgvector "
+        "sh -c 'psql -h \"$(hostname -i)\" -U rag -d rag -tAc \"SELECT 1\"'"
+    )
 
 
 @pytest.mark.parametrize('name', ['pgvector', 'ollama'])
@@ -65,16 +82,17 @@ def test_pgvector_answers_a_distance_query_through_its_port(host):
 
 
 def test_pgvector_refuses_a_wrong_password_over_the_network(host):
-    bad = host.run(
-        "docker exec -e PGPASSWORD=wrong pgvector "
-        "sh -c 'psql -h \"$(hostname -i)\" -U rag -d rag -tAc \"SELECT 1\"'"
-    )
+    bad = psql_over_network(host, 'wrong')
     assert bad.rc != 0 and 'password authentication failed' in bad.stderr
-    ok = host.run(
-        f"docker exec -e PGPASSWORD={PASSWORD} pgvector "
-        "sh -c 'psql -h \"$(hostname -i)\" -U rag -d rag -tAc \"SELECT 1\"'"
-    )
+    ok = psql_over_network(host, PASSWORD)
     assert ok.rc == 0 and ok.stdout.strip() == '1', ok.stderr
+
+
+def test_pgvector_refuses_the_old_password_after_the_change(host):
+    # The image reads POSTGRES_PASSWORD_FILE only when it creates the cluster; the role's
+    # ALTER ROLE is what retired the old password.
+    old = psql_over_network(host, OLD_PASSWORD)
+    assert old.rc != 0 and 'password authentication failed' in old.stderr
 
 
 def test_pgvector_has_the_extension_table_and_hnsw_index(host):
@@ -90,7 +108,7 @@ def test_pgvector_has_the_extension_table_and_hnsw_index(host):
 
 def test_password_is_absent_from_docker_inspect(host):
     raw = host.check_output('docker inspect pgvector')
-    assert PASSWORD not in raw
+    assert PASSWORD not in raw and OLD_PASSWORD not in raw
     env = inspect(host, 'pgvector')['Config']['Env']
     assert 'POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password' in env
     assert not any(e.startswith('POSTGRES_PASSWORD=') for e in env)
@@ -111,3 +129,72 @@ def test_side_effect_recreated_ollama_and_kept_the_volume(host):
     assert ids['before'] != ids['after']
     assert inspect(host, 'ollama')['Id'] != ids['before']
     assert host.check_output('docker exec ollama cat /root/.ollama/side-effect-marker') == 'kept'
+
+
+def _ids(lines):
+    """['/ollama <id> <started>', ...] -> {'ollama': (id, started), ...}"""
+    return {name.lstrip('/'): (cid, started) for name, cid, started in (line.split() for line in lines)}
+
+
+def test_check_mode_reports_the_drift_and_touches_nothing(side_effect):
+    check = side_effect['check_mode']
+    assert check['ollama'] == {'changed': True, 'actions': ['recreate: env OLLAMA_NUM_PARALLEL changed']}
+    assert check['pgvector'] == {'changed': True, 'actions': ['recreate: command changed']}
+    before, after = _ids(check['before']), _ids(check['after'])
+    assert set(before) == {'ollama', 'pgvector'}
+    assert after == before  # same containers, not restarted
+    assert check['live'] == ['4', '32MB']  # OLLAMA_NUM_PARALLEL and work_mem as they were
+
+
+@pytest.mark.parametrize('option, words', [
+    ('ollama_gpu', ['ollama_gpu', 'intel', 'must be one of: auto, nvidia, amd, none']),
+    ('ollama_gpus', ["gpus: ['0'] selects GPUs but this container runs on the CPU", 'leave gpus at all']),
+    ('pgvector_port', ['port: 127.0.0.1:11434 is not free on this host', 'choose another port']),
+    ('ollama_image', ['image: cannot pull registry.local:5000/ollama/ollama:0.0.0-missing: ',
+                      'manifest unknown',  # the registry's own words
+                      'check the image name and tag']),
+])
+def test_bad_input_fails_naming_the_option_and_the_fix(side_effect, option, words):
+    message = side_effect['bad_input']['messages'][option]
+    for word in words:
+        assert word in message
+
+
+def test_bad_input_left_the_running_containers_alone(side_effect):
+    bad = side_effect['bad_input']
+    assert set(bad['messages']) == {'ollama_gpu', 'ollama_gpus', 'pgvector_port', 'ollama_image'}
+    assert _ids(bad['after']) == _ids(bad['before'])
+    assert set(_ids(bad['before'])) == {'ollama', 'pgvector'}
+
+
+def test_unknown_gpu_stack_gpu_vendor_fails_before_any_role(side_effect):
+    vendor = side_effect['gpu_vendor']
+    assert vendor['rc'] == 2
+    assert any("gpu_stack_gpu_vendor is 'intel'; use auto (detect), nvidia, amd or none" in line
+               for line in vendor['message'])
+    # gpu_facts (read-only) ran, then the check failed the play: no runtime role started
+    assert [t.split(']')[0] for t in vendor['tasks']] == ['TASK [Read the host\'s GPUs', 'TASK [Refuse an unknown GPU vendor']
+    assert len(vendor['recap']) == 1 and 'changed=0' in vendor['recap'][0] and 'failed=1' in vendor['recap'][0]
+
+
+def test_vvv_run_shows_the_pgvector_tasks_and_never_a_password(side_effect):
+    vvv = side_effect['vvv']
+    # the capture is the real thing: -vvv output of both pgvector modules, in a run that changed them
+    assert vvv['rc'] == 0
+    assert vvv['modules_run'] == ['pgvector_container.py', 'pgvector_database.py']
+    assert any('Run the pgvector container' in t for t in vvv['pgvector_tasks'])
+    assert any('Ensure the database' in t for t in vvv['pgvector_tasks'])
+    assert len(vvv['recap']) == 1 and 'changed=2' in vvv['recap'][0] and 'failed=0' in vvv['recap'][0]
+    assert vvv['password_lines'] == []
+
+
+def test_changed_setting_recreated_pgvector_and_kept_the_rows(host, side_effect):
+    change = side_effect['pgvector_change']
+    rows_before, id_before = change['before']
+    rows_after, id_after, work_mem = change['after']
+    assert rows_before == rows_after == str(ROWS)
+    assert id_after != id_before
+    assert work_mem == '64MB'
+    assert inspect(host, 'pgvector')['Id'] == id_after
+    out = host.check_output("docker exec pgvector psql -U rag -d rag -tAc 'SHOW work_mem; SELECT count(*) FROM chunks'")
+    assert out.strip().splitlines() == ['64MB', str(ROWS)]

@@ -199,8 +199,8 @@ def test_typed_options_become_env():
     (dict(kv_cache_type='q4_0', flash_attention=False), ['kv_cache_type', 'flash_attention: true']),
     (dict(keep_alive='forever'), ['keep_alive']),
     (dict(num_parallel=0), ['num_parallel']),
-    (dict(gpus=['0']), ['gpus', 'CPU']),
-    (dict(gpus=2), ['gpus', 'CPU']),
+    (dict(gpus=['0']), ['gpus', 'CPU', 'leave gpus at all']),
+    (dict(gpus=2), ['gpus', 'CPU', 'leave gpus at all']),
     (dict(gpu='intel'), ['gpu', 'intel']),
     (dict(image='ollama/ollama'), ['image', 'no tag']),
     (dict(env={'OLLAMA_NUM_PARALLEL': '3'}, num_parallel=2), ['env.OLLAMA_NUM_PARALLEL', 'one place']),
@@ -461,6 +461,23 @@ def test_pull_never_and_registry_error():
     with pytest.raises(c.ContainerError) as err:
         reconcile(client, spec_of())
     assert 'image: cannot pull ollama/ollama:0.33.0: manifest for ollama/ollama:0.33.0 not found' in str(err.value)
+    assert str(err.value).endswith('check the image name and tag, and that this host reaches the registry (docker login '
+                                   'where it needs one); or load the image (docker load) and set pull: never')
+    assert client.mutating_calls() == [call for call in client.calls if call[0] == 'pull']
+
+
+def test_registry_error_in_the_pull_stream_is_quoted_with_the_fix():
+    class StreamErrorClient(FakeClient):
+        def pull(self, repo, tag=None, stream=False, decode=False):
+            self._call('pull', repo, tag=tag)
+            return iter([{'status': 'Pulling from %s' % repo},
+                         {'error': 'unauthorized: authentication required'}])
+
+    client = StreamErrorClient(images={})
+    with pytest.raises(c.ContainerError) as err:
+        reconcile(client, spec_of())
+    assert str(err.value) == ('image: cannot pull ollama/ollama:0.33.0: unauthorized: authentication required; '
+                              + c.PULL_FIX)
     assert client.mutating_calls() == [call for call in client.calls if call[0] == 'pull']
 
 
