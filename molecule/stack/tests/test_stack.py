@@ -167,13 +167,15 @@ def test_bad_input_left_the_running_containers_alone(side_effect):
     assert set(_ids(bad['before'])) == {'ollama', 'pgvector'}
 
 
-def test_unknown_gpu_stack_gpu_vendor_fails_before_any_role(side_effect):
+def test_unknown_gpu_stack_gpu_vendor_fails_site_yml_in_preflight(side_effect):
     vendor = side_effect['gpu_vendor']
     assert vendor['rc'] == 2
     assert any("gpu_stack_gpu_vendor is 'intel'; use auto (detect), nvidia, amd or none" in line
                for line in vendor['message'])
-    # gpu_facts (read-only) ran, then the check failed the play: no runtime role started
-    assert [t.split(']')[0] for t in vendor['tasks']] == ['TASK [Read the host\'s GPUs', 'TASK [Refuse an unknown GPU vendor']
+    # site.yml stopped in its preflight, after the read-only fact gathering: no Docker layer, no role
+    assert [t.split(']')[0] for t in vendor['tasks']] == [
+        'TASK [Gather the few facts the report and the Docker layer need',
+        'TASK [Refuse hosts this collection does not support', 'TASK [Refuse an unknown GPU vendor']
     assert len(vendor['recap']) == 1 and 'changed=0' in vendor['recap'][0] and 'failed=1' in vendor['recap'][0]
 
 
