@@ -15,21 +15,13 @@ vendored=(community/docker community/library_inventory_filtering_v1 ansible/posi
 
 log() { printf 'setup: %s\n' "$*"; }
 
+# shellcheck source=scripts/lib/apt.sh
+. "$repo/scripts/lib/apt.sh"
+
 install_system_packages() {
-  local missing=()
-  command -v dockerd >/dev/null || missing+=(docker.io)
-  command -v debootstrap >/dev/null || missing+=(debootstrap)
-  [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
-  # ansible-test's shellcheck sanity test skips itself (and passes) without it.
-  command -v shellcheck >/dev/null || missing+=(shellcheck)
-  [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" -ne 0 ]; then
-    log "needs root to install ${missing[*]}: run it as root or install them with apt-get" >&2
-    exit 1
-  fi
-  log "installing ${missing[*]} with apt-get"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The shellcheck package: ansible-test's shellcheck sanity test skips itself (and passes) without it.
+  apt_install_missing setup dockerd:docker.io debootstrap:debootstrap /usr/bin/docker-registry:docker-registry \
+    shellcheck:shellcheck
 }
 
 install_venv() {

@@ -88,22 +88,12 @@ need_root() {
 }
 
 # ensure_packages: what a fresh machine may lack (scripts/setup.sh normally installs them).
+# shellcheck source=scripts/lib/apt.sh
+. "$here/../../scripts/lib/apt.sh"
 ensure_packages() {
-  local missing=()
-  command -v dockerd >/dev/null || missing+=(docker.io)
-  command -v debootstrap >/dev/null || missing+=(debootstrap)
-  [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
-  command -v curl >/dev/null || missing+=(curl)
-  # The NVIDIA stand-in apt repository: index and sign it, serve it.
-  command -v apt-ftparchive >/dev/null || missing+=(apt-utils)
-  command -v gpg >/dev/null || missing+=(gnupg)
-  command -v gpgv >/dev/null || missing+=(gpgv)
-  command -v python3 >/dev/null || missing+=(python3)
-  [ ${#missing[@]} -eq 0 ] && return 0
-  need_root "installing ${missing[*]}"
-  say "installing ${missing[*]} with apt-get"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # apt-utils, gnupg, gpgv: the NVIDIA stand-in apt repository is indexed, signed and checked here.
+  apt_install_missing world dockerd:docker.io debootstrap:debootstrap /usr/bin/docker-registry:docker-registry \
+    curl:curl apt-ftparchive:apt-utils gpg:gnupg gpgv:gpgv python3:python3
 }
 
 # lock: one mutating world.sh at a time (test.sh, the sandbox and pytest may all call `up`).
