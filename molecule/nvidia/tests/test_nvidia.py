@@ -1,4 +1,4 @@
-"""The nvidia_container_toolkit role on a Debian 12 host without a GPU, faked as one RTX 4090 on
+"""The nvidia_container_toolkit role on a Debian 12 host without a GPU, faked as two RTX 4090s on
 driver 550 for gpu_facts: the toolkit from the test world's signed stand-in repository at
 1.17.8-1, the nvidia runtime merged into daemon.json (others' keys kept), dockerd offering
 --gpus, containers started with a GPU request reaching the (stand-in) prestart hook with the
