@@ -154,3 +154,41 @@ def test_pgvector_password_hidden_setting_recreates_data_kept(api, tmp_path):
     assert out.stdout.strip() == 'kept'
     assert 'work_mem=8MB' in client.inspect_container(name)['Config']['Cmd']
     run_module(pgvector_container, dict(args, state='absent', purge=True))
+
+
+def test_both_services_on_a_shared_network_without_published_ports(api, tmp_path):
+    """README's "shared network" example: publish false + network; an application container on
+    that network reaches both services by name, and the host has no port for either."""
+    client, created = api
+    network = 'ragops-ut-rag-%d' % os.getpid()
+    secret = 'ut-net-%d' % os.getpid()
+    pg, ollama = 'ragops-ut-pg-net', 'ragops-ut-ollama-net'
+    created.extend([pg, ollama])
+    try:
+        pg_result, warnings = run_module(pgvector_container, dict(
+            name=pg, image=PGVECTOR, pull='never', publish=False, network=network, user='rag', database='ragdb',
+            password=secret, password_file=str(tmp_path / 'pw'), healthcheck=FAST, wait_healthy_timeout=120))
+        assert pg_result.get('msg') is None and 'create network %s' % network in pg_result['actions']
+        ol_result, warnings = run_module(ollama_container, dict(
+            name=ollama, image=OLLAMA_DOUBLE, pull='never', publish=False, network=network, gpu_facts=CPU,
+            healthcheck=FAST, wait_healthy_timeout=60))
+        assert ol_result.get('msg') is None and ol_result['container']['health'] == 'healthy'
+        for name in (pg, ollama):
+            info = client.inspect_container(name)
+            assert not info['HostConfig']['PortBindings'] and not any(info['NetworkSettings']['Ports'].values())
+            assert list(info['NetworkSettings']['Networks']) == [network]
+        app = subprocess.run(
+            ['docker', 'run', '--rm', '--network', network, '-e', 'PGPASSWORD=' + secret, '--entrypoint', 'bash', PGVECTOR, '-c',
+             'psql -h %s -U rag -d ragdb -tAc "SELECT 1" && exec 3<>/dev/tcp/%s/11434 && '
+             'printf "GET /api/version HTTP/1.0\\r\\nHost: ollama\\r\\n\\r\\n" >&3 && cat <&3' % (pg, ollama)],
+            capture_output=True, text=True, timeout=120)
+        assert app.returncode == 0, app.stderr
+        assert app.stdout.splitlines()[0] == '1' and '"version":"0.33.0"' in app.stdout.replace(' ', '')
+    finally:
+        # Before the api fixture's teardown: a network with containers attached cannot be removed.
+        for name in (pg, ollama):
+            try:
+                client.remove_container(name, force=True)
+            except docker.errors.NotFound:
+                pass
+        client.remove_network(network)
