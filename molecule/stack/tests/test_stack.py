@@ -148,11 +148,13 @@ def test_check_mode_reports_the_drift_and_touches_nothing(side_effect):
 
 @pytest.mark.parametrize('option, words', [
     ('ollama_gpu', ['ollama_gpu', 'intel', 'must be one of: auto, nvidia, amd, none']),
-    ('ollama_gpus', ["gpus: ['0'] selects GPUs but this container runs on the CPU", 'leave gpus at all']),
-    ('pgvector_port', ['port: 127.0.0.1:11434 is not free on this host', 'choose another port']),
+    ('ollama_gpus', ["gpus: ['0'] selects GPUs but this container runs on the CPU", 'leave gpus at all',
+                     '[set by the role variable ollama_gpus]']),
+    ('pgvector_port', ['port: 127.0.0.1:11434 is not free on this host', 'choose another port',
+                       '[set by the role variable pgvector_port]']),
     ('ollama_image', ['image: cannot pull registry.local:5000/ollama/ollama:0.0.0-missing: ',
                       'manifest unknown',  # the registry's own words
-                      'check the image name and tag']),
+                      'check the image name and tag', '[set by the role variable ollama_image]']),
 ])
 def test_bad_input_fails_naming_the_option_and_the_fix(side_effect, option, words):
     message = side_effect['bad_input']['messages'][option]
