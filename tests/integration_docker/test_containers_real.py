@@ -23,20 +23,12 @@ import docker  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import container  # noqa: E402
 from ansible_collections.ragops.gpu_stack.plugins.modules import ollama_container, pgvector_container  # noqa: E402
-from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import run_module  # noqa: E402
+from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import free_port, run_module  # noqa: E402
 
 OLLAMA_DOUBLE = 'ragops-world/ollama-double:0.33.0'
 PGVECTOR = 'ragops-world/pgvector:pg17'
 FAST = dict(interval='1s', timeout='3s', retries=3, start_period='0s')
 CPU = {'gpu_vendor': 'none', 'gpu_usable': False}
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 @pytest.fixture

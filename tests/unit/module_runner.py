@@ -1,8 +1,10 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Runs a module's main() in-process, the way Ansible would call it, and hands back its result."""
+"""Runs a module's main() in-process, the way Ansible would call it, and hands back its result;
+and free_port(), for the container modules' tests that publish a port."""
 
 from __future__ import annotations
 
+import socket
 from unittest import mock
 
 from ansible.module_utils import basic
@@ -35,3 +37,12 @@ def run_module(module, args, check_mode=False, diff=False):
         except _Exited as exc:
             return exc.args[0], warnings
     raise AssertionError('the module returned without exit_json or fail_json')
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    sock = socket.socket()
+    sock.bind(('127.0.0.1', 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port

@@ -11,7 +11,7 @@ from unittest import mock
 import pytest
 
 from ansible_collections.ragops.gpu_stack.plugins.modules import ollama_container
-from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import run_module
+from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import free_port, run_module
 from ansible_collections.ragops.gpu_stack.tests.unit.plugins.module_utils.test_container import (
     AMD_FACTS,
     NVIDIA_FACTS,
@@ -19,14 +19,6 @@ from ansible_collections.ragops.gpu_stack.tests.unit.plugins.module_utils.test_c
 )
 
 CPU_FACTS = {'gpu_vendor': 'none', 'gpu_usable': False}
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 @pytest.fixture

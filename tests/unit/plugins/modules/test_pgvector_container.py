@@ -13,19 +13,11 @@ from unittest import mock
 import pytest
 
 from ansible_collections.ragops.gpu_stack.plugins.modules import pgvector_container
-from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import run_module
+from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import free_port, run_module
 from ansible_collections.ragops.gpu_stack.tests.unit.plugins.module_utils.test_container import FakeClient
 
 PG_IMAGE = {'pgvector/pgvector:pg17': {'Id': 'sha256:pg', 'Config': {
     'Env': ['PATH=/usr/lib/postgresql/17/bin:/usr/bin:/bin', 'PGDATA=/var/lib/postgresql/data'], 'Cmd': ['postgres']}}}
-
-
-def free_port():
-    sock = socket.socket()
-    sock.bind(('127.0.0.1', 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 @pytest.fixture
