@@ -304,6 +304,7 @@ def test_through_a_real_path_failing_tool(tmp_path, monkeypatch):
 
 FAKE_TOOL = r'''#!/bin/sh
 PATH=/usr/bin:/bin
+{record}
 d='{case_dir}'
 t='{tool}'
 case "$*" in
@@ -316,6 +317,7 @@ case "$*" in
   --version) k=version ;;
   *) echo "unexpected: $*" >&2; exit 99 ;;
 esac
+{sleep}
 [ -f "$d/$t.$k.stdout" ] && cat "$d/$t.$k.stdout"
 [ -f "$d/$t.$k.stderr" ] && cat "$d/$t.$k.stderr" >&2
 rc=0
@@ -324,13 +326,18 @@ exit $rc
 '''
 
 
-def write_fake_tools(tmp_path, case, tools):
-    """Executables in tmp_path/bin that replay tools/<case>/ (generated, never committed)."""
+def write_fake_tools(tmp_path, case, tools, log=None, sleep=None):
+    """Executables in tmp_path/bin that replay tools/<case>/ (generated, never committed).
+
+    ``log``: a file each call appends ``<argv>`` to; ``sleep``: seconds each call waits first.
+    """
     bin_dir = tmp_path / 'bin'
     bin_dir.mkdir(exist_ok=True)
     for tool in tools:
         path = bin_dir / tool
-        path.write_text(FAKE_TOOL.format(case_dir=os.path.abspath(os.path.join(TOOLS, case)), tool=tool), encoding='utf-8')
+        path.write_text(FAKE_TOOL.format(case_dir=os.path.abspath(os.path.join(TOOLS, case)), tool=tool,
+                                         record='echo "$0 $*" >> \'%s\'' % log if log else '',
+                                         sleep='sleep %s' % sleep if sleep else ''), encoding='utf-8')
         path.chmod(0o755)
     return bin_dir
 

@@ -3,7 +3,8 @@
 """The gpu_facts module end to end: arguments in, ansible_facts.ragops_gpu out.
 
 Tools are real executables generated into tmp_path/bin at test time (never committed):
-shell scripts that replay tests/unit/fixtures/gpu/tools/<case>/ and log their calls.
+shell scripts that replay tests/unit/fixtures/gpu/tools/<case>/ and log their calls
+(test_gpu.write_fake_tools).
 """
 
 from __future__ import annotations
@@ -15,32 +16,9 @@ import pytest
 
 from ansible_collections.ragops.gpu_stack.plugins.modules import gpu_facts
 from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import run_module as run_module_main
+from ansible_collections.ragops.gpu_stack.tests.unit.plugins.module_utils.test_gpu import write_fake_tools
 
 FIXTURES = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..', 'fixtures', 'gpu'))
-
-
-FAKE_TOOL = r'''#!/bin/sh
-PATH=/usr/bin:/bin
-echo "$0 $*" >> '{log}'
-d='{case_dir}'
-t='{tool}'
-case "$*" in
-  -L) k=list ;;
-  --query-gpu=driver_version*) k=driver ;;
-  *compute_cap*) k=query ;;
-  --query-gpu=*) k=query-nocc ;;
-  *Server.Version*) k=server ;;
-  *Client.Version*) k=client ;;
-  --version) k=version ;;
-  *) echo "unexpected: $*" >&2; exit 99 ;;
-esac
-{sleep}
-[ -f "$d/$t.$k.stdout" ] && cat "$d/$t.$k.stdout"
-[ -f "$d/$t.$k.stderr" ] && cat "$d/$t.$k.stderr" >&2
-rc=0
-[ -f "$d/$t.$k.rc" ] && rc=$(cat "$d/$t.$k.rc")
-exit $rc
-'''
 
 
 @pytest.fixture
@@ -53,12 +31,7 @@ def tools(tmp_path, monkeypatch):
     monkeypatch.setenv('PATH', str(bin_dir))
 
     def make(case, *names, **kwargs):
-        for name in names:
-            path = bin_dir / name
-            path.write_text(FAKE_TOOL.format(log=log, case_dir=os.path.join(FIXTURES, 'tools', case), tool=name,
-                                             sleep='sleep %s' % kwargs['sleep'] if kwargs.get('sleep') else ''),
-                            encoding='utf-8')
-            path.chmod(0o755)
+        write_fake_tools(tmp_path, case, names, log=log, sleep=kwargs.get('sleep'))
         if kwargs.get('with_timeout'):
             os.symlink(shutil.which('timeout', path='/usr/bin:/bin'), str(bin_dir / 'timeout'))
         return log
