@@ -213,28 +213,21 @@ def ollama_env(params, vendor):
     """The OLLAMA_* variables of the typed options (strings, as Docker holds them)."""
     env = {}
 
-    def non_negative(option, name):
+    def at_least(low, option, name):
         value = params.get(option)
         if value is not None:
-            if value < 0:
-                raise InputError('%s: %s must not be negative' % (option, value))
-            env[name] = str(value)
-
-    def at_least_one(option, name):
-        value = params.get(option)
-        if value is not None:
-            if value < 1:
-                raise InputError('%s: %s must be at least 1' % (option, value))
+            if value < low:
+                raise InputError('%s: %s %s' % (option, value, 'must not be negative' if low == 0 else 'must be at least %d' % low))
             env[name] = str(value)
 
     def flag(option, name):
         if params.get(option) is not None:
             env[name] = '1' if params[option] else '0'
 
-    at_least_one('num_parallel', 'OLLAMA_NUM_PARALLEL')
-    non_negative('max_loaded_models', 'OLLAMA_MAX_LOADED_MODELS')
-    at_least_one('max_queue', 'OLLAMA_MAX_QUEUE')
-    non_negative('context_length', 'OLLAMA_CONTEXT_LENGTH')
+    at_least(1, 'num_parallel', 'OLLAMA_NUM_PARALLEL')
+    at_least(0, 'max_loaded_models', 'OLLAMA_MAX_LOADED_MODELS')
+    at_least(1, 'max_queue', 'OLLAMA_MAX_QUEUE')
+    at_least(0, 'context_length', 'OLLAMA_CONTEXT_LENGTH')
     keep_alive = params.get('keep_alive')
     if keep_alive is not None:
         text = str(keep_alive).strip()

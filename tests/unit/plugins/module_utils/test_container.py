@@ -625,3 +625,20 @@ def test_h100_refuses_gpus_it_does_not_have(tmp_path, gpus, message):
     facts = _h100_facts(tmp_path, {'runtimes': {'nvidia': {'path': 'nvidia-container-runtime'}}})
     with pytest.raises(c.InputError, match=message.replace('(', r'\(').replace(')', r'\)')):
         c.ollama_spec({'gpus': gpus}, facts)
+
+
+@pytest.mark.parametrize('option, value, message', [
+    ('num_parallel', 0, 'num_parallel: 0 must be at least 1'),
+    ('max_queue', 0, 'max_queue: 0 must be at least 1'),
+    ('max_loaded_models', -1, 'max_loaded_models: -1 must not be negative'),
+    ('context_length', -1, 'context_length: -1 must not be negative'),
+])
+def test_ollama_counts_out_of_range_are_refused(option, value, message):
+    with pytest.raises(c.InputError, match=message):
+        c.ollama_env({option: value}, 'none')
+
+
+def test_ollama_counts_at_their_bound_are_kept():
+    env = c.ollama_env({'num_parallel': 1, 'max_queue': 1, 'max_loaded_models': 0, 'context_length': 0}, 'none')
+    assert (env['OLLAMA_NUM_PARALLEL'], env['OLLAMA_MAX_QUEUE'], env['OLLAMA_MAX_LOADED_MODELS'], env['OLLAMA_CONTEXT_LENGTH']) == \
+        ('1', '1', '0', '0')
