@@ -47,6 +47,18 @@ options:
       - With V(false) only files under O(root) are read.
     type: bool
     default: true
+  host_facts:
+    description:
+      - Setup subsets to gather in the same call, so that a play needing both GPU facts and the basic
+        host facts (distribution, architecture, kernel) reads them in one round trip instead of two.
+      - The facts are gathered by Ansible's own collectors and are exactly those M(ansible.builtin.setup)
+        returns for the same subsets (C(ansible_distribution), C(ansible_os_family), ...), minus its
+        C(gather_subset) and C(module_setup) markers, so a later implicit fact gathering still runs.
+      - They are always read from the host's C(/), whatever O(root) says.
+    type: list
+    elements: str
+    choices: [distribution, platform, virtual, service_mgr]
+    default: []
 attributes:
   check_mode:
     support: full
@@ -56,7 +68,7 @@ attributes:
     description: Nothing changes, so there is nothing to diff.
   facts:
     support: full
-    description: Sets the fact C(ragops_gpu).
+    description: Sets the fact C(ragops_gpu), and the setup facts of O(host_facts).
   platform:
     support: full
     platforms: posix
@@ -102,6 +114,10 @@ EXAMPLES = r'''
     ollama_extra_env: "{{ ragops_gpu.amd.hsa_override_env }}"
   when: ragops_gpu.gpu_vendor == 'amd'
 
+- name: Read the GPUs and the facts setup would give for distribution and platform, in one call
+  ragops.gpu_stack.gpu_facts:
+    host_facts: [distribution, platform]
+
 - name: Inspect a captured tree without running any tool
   ragops.gpu_stack.gpu_facts:
     root: /srv/captures/gpu-node-07
@@ -111,7 +127,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 ansible_facts:
-  description: The facts this module sets.
+  description:
+    - The facts this module sets.
+    - With O(host_facts), also the facts M(ansible.builtin.setup) returns for those subsets, under the same names.
   returned: always
   type: dict
   contains:
@@ -305,6 +323,12 @@ ansible_facts:
 import os
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.facts.ansible_collector import get_ansible_collector
+from ansible.module_utils.facts.namespace import PrefixFactNamespace
+from ansible.module_utils.facts.system.distribution import DistributionFactCollector
+from ansible.module_utils.facts.system.platform import PlatformFactCollector
+from ansible.module_utils.facts.system.service_mgr import ServiceMgrFactCollector
+from ansible.module_utils.facts.virtual.linux import LinuxVirtualCollector
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.gpu import collect
 
@@ -320,12 +344,37 @@ def make_run_command(module, timeout):
     return run_command
 
 
+# Ansible's own collectors for the setup subsets this module can add, so the facts are exactly
+# what ansible.builtin.setup would return for them; only these are imported, not all of setup's.
+HOST_FACT_COLLECTORS = (DistributionFactCollector, PlatformFactCollector, LinuxVirtualCollector,
+                        ServiceMgrFactCollector)
+HOST_FACT_SUBSETS = [collector.name for collector in HOST_FACT_COLLECTORS]
+
+
+def host_facts(module, subsets):
+    """The setup facts of ``subsets``, as ``ansible.builtin.setup`` gathers them (``ansible_`` prefixed)."""
+    if not subsets:
+        return {}
+    collector = get_ansible_collector(
+        all_collector_classes=HOST_FACT_COLLECTORS,
+        namespace=PrefixFactNamespace(namespace_name='ansible', prefix='ansible_'),
+        gather_subset=['!all', '!min'] + list(subsets),
+        minimal_gather_subset=frozenset(),
+    )
+    facts = collector.collect(module=module)
+    # Not a full setup run: leave gather_facts' "already gathered" markers to setup itself.
+    for marker in ('ansible_gather_subset', 'ansible_module_setup', 'gather_subset', 'module_setup'):
+        facts.pop(marker, None)
+    return facts
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             root=dict(type='path', default='/'),
             timeout=dict(type='int', default=30),
             run_tools=dict(type='bool', default=True),
+            host_facts=dict(type='list', elements='str', default=[], choices=HOST_FACT_SUBSETS),
         ),
         supports_check_mode=True,
     )
@@ -343,7 +392,9 @@ def main():
     )
     for warning in facts['gpu_warnings']:
         module.warn(warning['message'])
-    module.exit_json(changed=False, ansible_facts={'ragops_gpu': facts})
+    ansible_facts = host_facts(module, module.params['host_facts'])
+    ansible_facts['ragops_gpu'] = facts
+    module.exit_json(changed=False, ansible_facts=ansible_facts)
 
 
 if __name__ == '__main__':

@@ -176,8 +176,8 @@ def test_unknown_gpu_stack_gpu_vendor_fails_site_yml_in_preflight(side_effect):
                for line in vendor['message'])
     # site.yml stopped in its preflight, after the read-only fact gathering: no Docker layer, no role
     assert [t.split(']')[0] for t in vendor['tasks']] == [
-        'TASK [Gather the few facts the report and the Docker layer need',
-        'TASK [Refuse hosts this collection does not support', 'TASK [Refuse an unknown GPU vendor']
+        "TASK [Read the host's GPUs and the few facts the report and the Docker layer need",
+        'TASK [Refuse hosts this collection does not support, and an unknown GPU vendor']
     assert len(vendor['recap']) == 1 and 'changed=0' in vendor['recap'][0] and 'failed=1' in vendor['recap'][0]
 
 

@@ -14,6 +14,8 @@ import shutil
 
 import pytest
 
+from ansible.modules import setup
+
 from ansible_collections.ragops.gpu_stack.plugins.modules import gpu_facts
 from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import run_module as run_module_main
 from ansible_collections.ragops.gpu_stack.tests.unit.plugins.module_utils.test_gpu import write_fake_tools
@@ -101,8 +103,42 @@ def test_timeout_bounds_a_hung_nvidia_smi(tools):
     ({'timeout': 0}, 'timeout must be at least 1'),
     ({'timeout': 'soon'}, 'timeout'),
     ({'bogus': 1}, 'bogus'),
+    ({'host_facts': ['hardware']}, 'host_facts'),
 ])
 def test_bad_arguments_fail(tools, args, message):
     tools('docker_only')
     result, dummy = run_module(args)
     assert result.get('failed') is True and message in result['msg']
+
+
+HOST_SUBSETS = ['distribution', 'platform', 'virtual', 'service_mgr']
+
+
+def test_host_facts_are_what_setup_returns_for_the_same_subsets(tools):
+    """preflight replaces its setup call with this: the Docker layer's per-OS choices must not change."""
+    tools('docker_only')
+    ours, dummy = run_module({'host_facts': list(HOST_SUBSETS), 'run_tools': False})
+    theirs, dummy = run_module_main(setup, {'gather_subset': ['!all', '!min'] + HOST_SUBSETS})
+    theirs = dict(theirs['ansible_facts'])
+    # setup's markers say "facts were gathered"; a partial read must not claim that.
+    assert theirs.pop('gather_subset') and theirs.pop('module_setup') is True
+    assert 'gather_subset' not in ours['ansible_facts'] and 'module_setup' not in ours['ansible_facts']
+    ragops_gpu = ours['ansible_facts'].pop('ragops_gpu')
+    assert ragops_gpu['host']['cpus'] >= 1
+    assert ours['ansible_facts'] == theirs
+    assert ours['ansible_facts']['ansible_os_family'] and ours['ansible_facts']['ansible_architecture']
+
+
+def test_host_facts_gather_only_the_subsets_asked(tools):
+    tools('docker_only')
+    result, dummy = run_module({'host_facts': ['distribution'], 'run_tools': False})
+    facts = result['ansible_facts']
+    assert facts['ansible_distribution'] and facts['ansible_os_family']
+    assert 'ansible_virtualization_type' not in facts and 'ansible_service_mgr' not in facts
+    assert 'ansible_kernel' not in facts
+
+
+def test_no_host_facts_by_default(tools):
+    tools('docker_only')
+    result, dummy = run_module({'run_tools': False})
+    assert list(result['ansible_facts']) == ['ragops_gpu']
