@@ -59,6 +59,11 @@ def read_text(path):
         raise DaemonJsonError(path, 'is a directory, not a file') from None
     except OSError as exc:
         raise DaemonJsonError(path, 'cannot be read: %s' % exc.strerror) from None
+    return decode_text(raw, path)
+
+
+def decode_text(raw, path=DEFAULT_PATH):
+    """The text of daemon.json's bytes, BOM stripped; for bytes read here or fetched from a host."""
     try:
         # utf-8-sig drops a BOM that Windows editors like to add; dockerd itself tolerates one.
         return raw.decode('utf-8-sig')
