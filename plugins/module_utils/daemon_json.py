@@ -298,6 +298,16 @@ def render(data, indent=_DEFAULT_INDENT):
     return json.dumps(data, indent=indent, ensure_ascii=False) + '\n'
 
 
+def file_diff(path, before_text, after_text):
+    """Ansible's ``diff`` of daemon.json; ``before_text`` None means that the file does not exist."""
+    return dict(
+        before=before_text or '',
+        after=after_text,
+        before_header=path if before_text is not None else '%s (absent)' % path,
+        after_header=path,
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # Writing
 

@@ -240,6 +240,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils.daemon_json impor
     DaemonJsonError,
     detect_indent,
     effective_equal,
+    file_diff,
     parse,
     read_text,
     render,
@@ -308,12 +309,7 @@ def main():
 
     outcome = dict(changed=changed, restart_required=changed, config=result, validated=None)
     if module._diff:
-        outcome['diff'] = dict(
-            before=before_text,
-            after=after_text,
-            before_header=path if current_text is not None else '%s (absent)' % path,
-            after_header=path,
-        )
+        outcome['diff'] = file_diff(path, current_text, after_text)
 
     if changed and params['validate']:
         dockerd = module.get_bin_path('dockerd')
