@@ -28,6 +28,9 @@ description:
     followed and its target written. An existing file keeps its owner, group and mode; a new one
     gets mode C(0644). A missing parent directory is created with mode C(0755).
   - This module does not restart Docker. Use the RV(restart_required) result to notify a handler.
+  - A converged host is answered on the controller after reading the file once; see the C(action)
+    attribute. The module itself runs on the host only when something changes or the answer is
+    not certain.
 options:
   path:
     description:
@@ -138,6 +141,16 @@ options:
 extends_documentation_fragment:
   - ragops.gpu_stack.attributes
 attributes:
+  action:
+    support: full
+    description:
+      - The action plugin of the same name validates the arguments on the controller, reads the
+        file with one command (through C(become) where the task has it) and plans the merge with
+        the module's own code. When the file reads and parses, the plan has no error or warning
+        and nothing changes, it returns the result the module would return, without running it.
+      - Otherwise (no file, a file that does not read or parse, bad input, a warning, a change, a
+        relative O(path), a O(path) or O(data_root) with C(~) or C($), C(async)) the module runs on
+        the host and its result is returned as it is.
   check_mode:
     support: full
   diff_mode:
