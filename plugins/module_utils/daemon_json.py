@@ -59,6 +59,11 @@ def read_text(path):
         raise DaemonJsonError(path, 'is a directory, not a file') from None
     except OSError as exc:
         raise DaemonJsonError(path, 'cannot be read: %s' % exc.strerror) from None
+    return decode_text(raw, path)
+
+
+def decode_text(raw, path=DEFAULT_PATH):
+    """The text of daemon.json's bytes, BOM stripped; for bytes read here or fetched from a host."""
     try:
         # utf-8-sig drops a BOM that Windows editors like to add; dockerd itself tolerates one.
         return raw.decode('utf-8-sig')
@@ -291,6 +296,16 @@ def detect_indent(text):
 def render(data, indent=_DEFAULT_INDENT):
     """Canonical text for ``data``: key order as given, ``indent`` per level, UTF-8 kept, trailing newline."""
     return json.dumps(data, indent=indent, ensure_ascii=False) + '\n'
+
+
+def file_diff(path, before_text, after_text):
+    """Ansible's ``diff`` of daemon.json; ``before_text`` None means that the file does not exist."""
+    return dict(
+        before=before_text or '',
+        after=after_text,
+        before_header=path if before_text is not None else '%s (absent)' % path,
+        after_header=path,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

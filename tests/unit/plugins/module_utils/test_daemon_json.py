@@ -204,6 +204,16 @@ def test_not_utf8_is_an_error(tmp_path):
         dj.load(str(path))
 
 
+def test_decode_text_is_what_read_text_does_with_the_bytes(tmp_path):
+    # The action plugin decodes bytes fetched from the host with decode_text: the same text, the same errors.
+    path = tmp_path / 'daemon.json'
+    for raw in (b'\xef\xbb\xbf{"live-restore": true}\r\n', '{"data-root": "/srv/d\u00f6cker"}'.encode('utf-8'), b''):
+        path.write_bytes(raw)
+        assert dj.decode_text(raw, str(path)) == dj.read_text(str(path))
+    with pytest.raises(dj.DaemonJsonError, match='%s is not UTF-8 text' % path):
+        dj.decode_text(b'{"data-root": "/v\xe4r"}', str(path))
+
+
 def test_directory_is_an_error(tmp_path):
     with pytest.raises(dj.DaemonJsonError, match='is a directory'):
         dj.load(str(tmp_path))
