@@ -13,7 +13,8 @@ The work is split so that everything but ``DockerPsql`` is pure and testable wit
 
 * ``build_spec`` checks the input (identifiers, dimensions, HNSW limits) before anything runs;
 * ``cluster_state_sql`` / ``database_state_sql`` are the read-only queries, each answering one
-  JSON document, and ``parse_state`` reads it;
+  JSON document; ``read_script`` puts them in one psql session (the maintenance database, then
+  ``\\connect`` to the target) and ``parse_answers`` reads what it printed;
 * ``plan`` compares the wanted state with what the server reported and returns the actions
   (SQL with a description) and the state after them;
 * SCRAM helpers decide whether a role's stored verifier matches a password, and compute a new
@@ -100,6 +101,11 @@ def qualified(schema, name):
 def conninfo_value(value):
     """A value for a libpq connection string, so that a database named ``host=x`` stays a name."""
     return "'%s'" % value.replace('\\', '\\\\').replace("'", "\\'")
+
+
+def connection_string(database, user):
+    """The libpq connection string psql gets for ``database`` as ``user``, every value quoted."""
+    return 'dbname=%s user=%s' % (conninfo_value(database), conninfo_value(user))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -309,7 +315,7 @@ def _index_spec(index, table, state):
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading state: each query answers one line of JSON.
+# Reading state: each query answers one JSON document.
 
 
 def cluster_state_sql(spec):
@@ -372,19 +378,24 @@ def table_has_rows_sql(table):
     return 'SELECT to_json(EXISTS (SELECT 1 FROM %s));\n' % qualified(table['schema'], table['name'])
 
 
+def reads_has_rows(spec):
+    """Whether the read must say if the table holds rows: only to drop the table itself."""
+    return spec['state'] == 'absent' and bool(spec['table']) and not spec['index']
+
+
 EMPTY_DATABASE_STATE = {'extension': None, 'schema_exists': False, 'table': None, 'relation_kind': None,
                         'index': None, 'index_name_kind': None, 'user_tables': []}
 
 
-def parse_state(output):
-    """The JSON document a state query printed (psql -qAt prints it on the last line)."""
-    lines = [line for line in (output or '').splitlines() if line.strip()]
-    if not lines:
-        raise PgError('psql printed nothing where a JSON document was expected')
+def parse_state(output, what='state'):
+    """The JSON document psql printed for one query (-qAt prints the value alone)."""
+    text = (output or '').strip()
+    if not text:
+        raise PgError('psql printed nothing where the %s was expected' % what)
     try:
-        return json.loads(lines[-1])
+        return json.loads(text)
     except ValueError:
-        raise PgError('psql printed %r where a JSON document was expected' % lines[-1][:200]) from None
+        raise PgError('psql printed %r where the %s was expected' % (text[:200], what)) from None
 
 
 def _index_options(options):
@@ -700,15 +711,87 @@ def scrub(text):
     return _VERIFIER_RE.sub('SCRAM-SHA-256$********', text)
 
 
+# read_script() prints each answer after a marker line of its own, so that reading it depends
+# neither on the order of the answers nor on a document fitting on one line.
+ANSWER_MARKER = 'ragops-answer '
+# The target database's connection string reaches psql as a variable given with -v, so psql
+# never reads it as script text; \connect :"name" quotes it as \connect's argument parser expects.
+TARGET_VARIABLE = 'ragops_target'
+
+
+def _answer(name, sql):
+    """``sql``'s document, printed after its marker."""
+    return '\\echo %s%s\n%s' % (ANSWER_MARKER, name, sql)
+
+
+def _set_flag(variable, condition):
+    """A query that prints nothing and sets the psql ``variable`` to t or f, for ``\\if``."""
+    return 'SELECT %s AS %s \\gset\n' % (condition, variable)
+
+
+def read_script(spec):
+    """The read in one psql session, run by ``DockerPsql.query`` in the maintenance database.
+
+    The cluster answer comes from there; only when the database exists does the session
+    ``\\connect`` to it (the connection string in TARGET_VARIABLE) for the database answer, and
+    for has_rows when the table to drop exists.
+    """
+    parts = [
+        _answer('cluster', cluster_state_sql(spec)),
+        _set_flag('ragops_database_exists',
+                  'EXISTS (SELECT 1 FROM pg_database WHERE datname = %s)' % quote_literal(spec['database'])),
+        '\\if :ragops_database_exists\n',
+        '\\connect :"%s"\n' % TARGET_VARIABLE,
+        # \connect opens a new session, which starts with the server's defaults: read-only again.
+        READ_ONLY_PREAMBLE,
+        _answer('database', database_state_sql(spec)),
+    ]
+    if reads_has_rows(spec):
+        table = spec['table']
+        # What the database answer calls 'table' (relkind r or p): anything else has no rows to count.
+        exists = ("EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace\n"
+                  "        WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p'))"
+                  % (quote_literal(table['schema']), quote_literal(table['name'])))
+        parts += [_set_flag('ragops_table_exists', exists),
+                  '\\if :ragops_table_exists\n',
+                  _answer('has_rows', table_has_rows_sql(table)),
+                  '\\endif\n']
+    parts.append('\\endif\n')
+    return ''.join(parts)
+
+
+def parse_answers(output):
+    """``{name: document}`` from what read_script() printed: each document is the text after its marker."""
+    lines_by_name = {}
+    lines = None
+    for line in (output or '').splitlines():
+        if line.startswith(ANSWER_MARKER):
+            name = line[len(ANSWER_MARKER):].strip()
+            if name in lines_by_name:
+                raise PgError('psql printed the %s state twice' % name)
+            lines = lines_by_name[name] = []
+        elif lines is not None:
+            lines.append(line)
+    return {name: parse_state('\n'.join(lines), '%s state' % name) for name, lines in lines_by_name.items()}
+
+
+def _required(answers, name):
+    if name not in answers:
+        raise PgError('psql printed no %s state' % name)
+    return answers[name]
+
+
 def read_state(psql, spec):
-    """``(cluster, db, has_rows)``: what the server has; only read-only sessions."""
-    cluster = parse_state(psql.query(MAINTENANCE_DB, cluster_state_sql(spec)))
+    """``(cluster, db, has_rows)``: what the server has, read in one read-only psql session."""
+    target = connection_string(spec['database'], spec['db_user'])
+    answers = parse_answers(psql.query(MAINTENANCE_DB, read_script(spec), {TARGET_VARIABLE: target}))
+    cluster = _required(answers, 'cluster')
     db = dict(EMPTY_DATABASE_STATE)
     has_rows = None
     if cluster.get('database'):
-        db = parse_state(psql.query(spec['database'], database_state_sql(spec)))
-        if spec['state'] == 'absent' and spec['table'] and not spec['index'] and db.get('table'):
-            has_rows = parse_state(psql.query(spec['database'], table_has_rows_sql(spec['table'])))
+        db = _required(answers, 'database')
+        if reads_has_rows(spec) and db.get('table'):
+            has_rows = _required(answers, 'has_rows')
     return cluster, db, has_rows
 
 
@@ -747,7 +830,8 @@ class DockerPsql:
     """psql inside a running container, through the Docker Engine API (``exec_create`` + ``exec_start``).
 
     SQL goes to psql's stdin; psql runs as ``db_user`` over the container's local socket with
-    ``-v ON_ERROR_STOP=1 -X -qAt``. ``api`` is a ``docker.APIClient``.
+    ``-v ON_ERROR_STOP=1 -X -qAt``, and any ``variables`` as more ``-v name=value`` (psql
+    takes each value as it is). ``api`` is a ``docker.APIClient``.
     """
 
     def __init__(self, api, container, db_user):
@@ -765,15 +849,17 @@ class DockerPsql:
         if not info.get('State', {}).get('Running'):
             raise PgError('container %r is not running' % self.container)
 
-    def command(self, database):
-        conninfo = 'dbname=%s user=%s' % (conninfo_value(database), conninfo_value(self.db_user))
-        return ['psql', '-v', 'ON_ERROR_STOP=1', '-X', '-q', '-A', '-t', '-d', conninfo]
+    def command(self, database, variables=None):
+        argv = ['psql', '-v', 'ON_ERROR_STOP=1']
+        for name, value in sorted((variables or {}).items()):
+            argv.extend(['-v', '%s=%s' % (name, value)])
+        return argv + ['-X', '-q', '-A', '-t', '-d', connection_string(database, self.db_user)]
 
-    def run(self, database, sql):
+    def run(self, database, sql, variables=None):
         """Run ``sql`` in ``database``; return psql's stdout, or raise PgError with its stderr."""
         from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter  # pylint: disable=import-outside-toplevel
         exec_id = self.api.exec_create(
-            self.container, self.command(database), stdin=True, stdout=True, stderr=True, tty=False,
+            self.container, self.command(database, variables), stdin=True, stdout=True, stderr=True, tty=False,
             environment={'PGAPPNAME': APPLICATION_NAME, 'PGCLIENTENCODING': 'UTF8'})['Id']
         sock = self.api.exec_start(exec_id, socket=True)
         raw = getattr(sock, '_sock', sock)
@@ -793,6 +879,7 @@ class DockerPsql:
                           % (self.container, database, code, scrub(err.strip() or out.strip())))
         return out
 
-    def query(self, database, sql):
-        """A read: the session is read-only, so a read can never change anything."""
-        return self.run(database, READ_ONLY_PREAMBLE + sql)
+    def query(self, database, sql, variables=None):
+        """A read: the session starts read-only, so a read can never change anything (a script that
+        ``\\connect``s sets it again in the new session, as read_script() does)."""
+        return self.run(database, READ_ONLY_PREAMBLE + sql, variables)

@@ -4,13 +4,16 @@
 """pgvector_database against a real PostgreSQL: the test world's pgvector image on the host's dockerd.
 
 The module's main() runs in-process; password checks log in over TCP to the container's own
-bridge address, where the image asks for scram-sha-256 (the local socket is trusted).
+bridge address, where the image asks for scram-sha-256 (the local socket is trusted). Containers
+are named ragops-ut-pgdb-* and removed afterwards. Run:
+    .venv/bin/python -m pytest tests/integration_docker/test_pgvector_database_real.py -q
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from unittest import mock
 
 import pytest
 
@@ -62,8 +65,9 @@ class Server:
             time.sleep(0.3)
 
     def sql(self, sql, database='postgres'):
-        """Superuser SQL over the trusted local socket."""
-        code, out, err = self.exec(['psql', '-X', '-qAt', '-v', 'ON_ERROR_STOP=1', '-U', 'postgres', '-d', database, '-c', sql])
+        """Superuser SQL over the trusted local socket (a connection string, so any name stays a name)."""
+        code, out, err = self.exec(['psql', '-X', '-qAt', '-v', 'ON_ERROR_STOP=1', '-d', pg.connection_string(database, 'postgres'),
+                                    '-c', sql])
         assert code == 0, err
         return out.strip()
 
@@ -203,3 +207,59 @@ def test_quoted_names_and_absent_database(server):
 def test_missing_container_fails_cleanly(client):
     result, _warnings = run_module(pgvector_database, dict(container=PREFIX + 'does-not-exist', database='x'))
     assert result['failed'] is True and 'does not exist' in result['msg']
+
+
+# psql's own syntax in a database name: quotes of both kinds, a space, backslashes, colons (psql
+# variables), a conninfo key and a URI: the name must stay a name, in SQL and for \connect.
+AWKWARD_NAMES = ['rag\'s "db" \\x: host=evil :ragops_target', 'postgresql://h/db \\! touch /tmp/pwned', '-']
+
+
+@pytest.mark.parametrize('name', AWKWARD_NAMES)
+def test_awkward_database_name_in_one_session(server, name):
+    args = dict(container=server.name, database=name, owner='postgres',
+                table=dict(name='chunks', dimensions=3), index=dict(distance='l2'))
+    first, _warnings = run(args, diff=True)
+    assert first['changed'] is True and first['database'] == {'name': name, 'owner': 'postgres'}
+    literal = pg.quote_literal(name)
+    assert server.sql('SELECT datname FROM pg_database WHERE datname = %s' % literal) == name
+    assert server.sql("SELECT count(*) FROM pg_class WHERE relname = 'chunks_embedding_hnsw_idx'", name) == '1'
+
+    # Converged: one docker exec, whose session \connects to the database by its name.
+    execs = []
+    original = docker.APIClient.exec_create
+
+    def counted(api, container, cmd, **kwargs):
+        execs.append(cmd)
+        return original(api, container, cmd, **kwargs)
+    with mock.patch.object(docker.APIClient, 'exec_create', counted):
+        again, _warnings = run(args, diff=True)
+    assert again['changed'] is False and again['diff']['before'] == again['diff']['after']
+    assert again['table']['columns'] == {'id': 'bigint', 'content': 'text', 'metadata': 'jsonb', 'embedding': 'vector(3)'}
+    assert again['index']['distance'] == 'l2'
+    assert len(execs) == 1
+
+    # has_rows is read after \connect too.
+    server.sql("INSERT INTO chunks (embedding) VALUES ('[1,2,3]')", name)
+    refused, _warnings = run_module(pgvector_database, dict(container=server.name, database=name,
+                                                            table=dict(name='chunks'), state='absent'))
+    assert refused['failed'] is True and 'holds rows' in refused['msg']
+    gone, _warnings = run(dict(container=server.name, database=name, state='absent', force=True))
+    assert gone['changed'] is True and gone['database'] is None
+    assert server.sql('SELECT count(*) FROM pg_database WHERE datname = %s' % literal) == '0'
+    assert server.exec(['ls', '/tmp'])[1].strip() == ''
+
+
+def test_session_after_connect_is_read_only(server):
+    """A write appended to the read script fails in the target database: the session there is read-only."""
+    run(dict(container=server.name, database='readonly check', owner='postgres', extension=False))
+    spec = pg.build_spec(dict(database='readonly check', db_user='postgres', extension=False))
+    script = pg.read_script(spec)
+    assert script.endswith('\\endif\n')
+    probe = script[:-len('\\endif\n')] + 'CREATE TABLE ragops_probe ();\n\\endif\n'
+    psql = pg.DockerPsql(docker.APIClient(), server.name, 'postgres')
+    target = {pg.TARGET_VARIABLE: pg.connection_string('readonly check', 'postgres')}
+    with pytest.raises(pg.PgError, match='read-only transaction'):
+        psql.query(pg.MAINTENANCE_DB, probe, target)
+    answers = pg.parse_answers(psql.query(pg.MAINTENANCE_DB, script, target))
+    assert answers['cluster']['database'] == {'name': 'readonly check', 'owner': 'postgres'}
+    assert answers['database']['user_tables'] == []

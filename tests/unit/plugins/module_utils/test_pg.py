@@ -159,6 +159,102 @@ def test_parse_state():
         pg.parse_state('')
     with pytest.raises(pg.PgError):
         pg.parse_state('not json')
+    # A document may span lines (json_agg of rows does), so the whole text is parsed.
+    assert pg.parse_state('[{"a": 1}, \n {"a": 2}]\n') == [{'a': 1}, {'a': 2}]
+
+
+def test_connection_string_quotes_every_value():
+    assert pg.connection_string("it's \\ host=x", 'postgres') == "dbname='it\\'s \\\\ host=x' user='postgres'"
+
+
+def meta_commands(script):
+    return [line for line in script.splitlines() if line.startswith('\\')]
+
+
+def test_read_script_connects_only_when_the_database_exists_and_reads_only():
+    spec = pg.build_spec(params(database="it's", table=dict(name='t', dimensions=3), index={}))
+    script = pg.read_script(spec)
+    assert meta_commands(script) == ['\\echo ragops-answer cluster', '\\if :ragops_database_exists',
+                                     '\\connect :"ragops_target"', '\\echo ragops-answer database', '\\endif']
+    assert "WHERE datname = 'it''s') AS ragops_database_exists \\gset\n" in script
+    # The session \connect opens starts read-only before its first query.
+    after_connect = script.split('\\connect :"ragops_target"\n', 1)[1]
+    assert after_connect.startswith(pg.READ_ONLY_PREAMBLE)
+    assert pg.cluster_state_sql(spec) in script and pg.database_state_sql(spec) in script
+    assert 'to_json(EXISTS' not in script
+
+
+def test_read_script_asks_for_rows_only_to_drop_a_table():
+    spec = pg.build_spec(params(database='rag', table=dict(name="t'", schema='S'), state='absent'))
+    script = pg.read_script(spec)
+    assert meta_commands(script) == ['\\echo ragops-answer cluster', '\\if :ragops_database_exists',
+                                     '\\connect :"ragops_target"', '\\echo ragops-answer database',
+                                     '\\if :ragops_table_exists', '\\echo ragops-answer has_rows', '\\endif', '\\endif']
+    assert ("WHERE n.nspname = 'S' AND c.relname = 't''' AND c.relkind IN ('r', 'p')) AS ragops_table_exists \\gset\n"
+            in script)
+    assert pg.table_has_rows_sql(spec['table']) in script
+    for other in (params(database='rag', table=dict(name='t'), index={}, state='absent'),
+                  params(database='rag', state='absent'), params(database='rag', table=dict(name='t', dimensions=3))):
+        assert 'ragops_table_exists' not in pg.read_script(pg.build_spec(other))
+
+
+def test_read_script_keeps_the_database_name_out_of_psql_commands():
+    """The name is in SQL literals only; \\connect takes it from a variable psql never lexes."""
+    name = "x'; \\! id \\connect :ragops_target"
+    spec = pg.build_spec(params(database=name, table=dict(name='t'), state='absent'))
+    script = pg.read_script(spec)
+    assert all(name not in line for line in meta_commands(script))
+    assert script.count(pg.quote_literal(name)) == 2  # the cluster answer and the flag for \if
+    assert name not in script.replace(pg.quote_literal(name), '')
+
+
+def test_parse_answers():
+    output = ('ragops-answer cluster\n{"database": {"name": "rag"}}\n'
+              'ragops-answer database\n{"user_tables": [{"a": 1}, \n {"a": 2}]}\n'
+              'ragops-answer has_rows\ntrue\n')
+    assert pg.parse_answers(output) == {'cluster': {'database': {'name': 'rag'}},
+                                        'database': {'user_tables': [{'a': 1}, {'a': 2}]}, 'has_rows': True}
+    assert pg.parse_answers('something psql said first\nragops-answer cluster\n{}\n') == {'cluster': {}}
+    assert pg.parse_answers('') == {}
+    with pytest.raises(pg.PgError, match='printed nothing where the database state'):
+        pg.parse_answers('ragops-answer cluster\n{}\nragops-answer database\n')
+    with pytest.raises(pg.PgError, match='cluster state twice'):
+        pg.parse_answers('ragops-answer cluster\n{}\nragops-answer cluster\n{}\n')
+
+
+class ScriptedPsql:
+    """Prints a fixed output for the one read; records its arguments."""
+
+    def __init__(self, output):
+        self.output = output
+        self.queries = []
+
+    def query(self, database, sql, variables=None):
+        self.queries.append((database, sql, variables))
+        return self.output
+
+
+def test_read_state_is_one_query_with_the_target_as_a_variable():
+    spec = pg.build_spec(params(database='a "b"', db_user='admin', table=dict(name='t'), state='absent'))
+    psql = ScriptedPsql('ragops-answer cluster\n{"database": {"name": "a \\"b\\"", "owner": "admin"}}\n'
+                        'ragops-answer database\n{"table": {"owner": "admin", "columns": {}}}\n'
+                        'ragops-answer has_rows\nfalse\n')
+    cluster, db, has_rows = pg.read_state(psql, spec)
+    assert cluster['database']['name'] == 'a "b"' and db['table']['owner'] == 'admin' and has_rows is False
+    assert psql.queries == [('postgres', pg.read_script(spec), {'ragops_target': "dbname='a \"b\"' user='admin'"})]
+
+
+def test_read_state_without_the_database_and_with_missing_answers():
+    spec = pg.build_spec(params(database='rag', table=dict(name='t'), state='absent'))
+    assert pg.read_state(ScriptedPsql('ragops-answer cluster\n{"database": null}\n'), spec) == (
+        {'database': None}, pg.EMPTY_DATABASE_STATE, None)
+    with pytest.raises(pg.PgError, match='no cluster state'):
+        pg.read_state(ScriptedPsql(''), spec)
+    with pytest.raises(pg.PgError, match='no database state'):
+        pg.read_state(ScriptedPsql('ragops-answer cluster\n{"database": {"name": "rag"}}\n'), spec)
+    with pytest.raises(pg.PgError, match='no has_rows state'):
+        pg.read_state(ScriptedPsql('ragops-answer cluster\n{"database": {"name": "rag"}}\n'
+                                   'ragops-answer database\n{"table": {"owner": "x"}}\n'), spec)
 
 
 CLUSTER = {'server_version': '17.0', 'superuser': True, 'role': None, 'owner_exists': False, 'database': None,
