@@ -25,6 +25,7 @@ from ansible_collections.ragops.gpu_stack.plugins.action import docker_daemon_co
 from ansible_collections.ragops.gpu_stack.plugins.modules import docker_daemon_config
 
 from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import run_module
+from ansible_collections.ragops.gpu_stack.tests.unit.plugins.modules.test_docker_daemon_config import write
 
 MODULE_NAME = 'ragops.gpu_stack.docker_daemon_config'
 NVIDIA = {'path': 'nvidia-container-runtime', 'args': []}
@@ -61,16 +62,6 @@ def bin_dir(tmp_path, monkeypatch):
 @pytest.fixture
 def path(tmp_path):
     return tmp_path / 'etc' / 'docker' / 'daemon.json'
-
-
-def write(path, data):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, bytes):
-        path.write_bytes(data)
-    elif isinstance(data, str):
-        path.write_text(data, encoding='utf-8')
-    else:
-        path.write_text(json.dumps(data, indent=2) + '\n', encoding='utf-8')
 
 
 def run_the_module(args, check_mode=False, diff=False):
