@@ -251,11 +251,7 @@ index:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_client import (
-    DockerException,
-    connect,
-    docker_client_argument_spec,
-)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_client import DockerException, connect
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.pg import (
     DockerPsql,
     PgError,
@@ -263,38 +259,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils.pg import (
     build_spec,
     reconcile,
 )
-
-
-def argument_spec():
-    return dict(
-        docker_client_argument_spec(),
-        container=dict(type='str', required=True),
-        db_user=dict(type='str', default='postgres'),
-        database=dict(type='str', required=True),
-        owner=dict(type='str'),
-        role=dict(type='str'),
-        password=dict(type='str', no_log=True),
-        extension=dict(type='bool', default=True),
-        table=dict(type='dict', options=dict(
-            name=dict(type='str', required=True),
-            schema=dict(type='str', default='public'),
-            dimensions=dict(type='int'),
-            id_column=dict(type='str', default='id'),
-            id_type=dict(type='str', choices=['bigint', 'uuid', 'text'], default='bigint'),
-            embedding_column=dict(type='str', default='embedding'),
-            content_column=dict(type='str', default='content'),
-            metadata_column=dict(type='str', default='metadata'),
-        )),
-        index=dict(type='dict', options=dict(
-            name=dict(type='str'),
-            method=dict(type='str', choices=['hnsw'], default='hnsw'),
-            distance=dict(type='str', choices=['cosine', 'l2', 'ip'], default='cosine'),
-            m=dict(type='int', default=16),
-            ef_construction=dict(type='int', default=64),
-        )),
-        state=dict(type='str', choices=['present', 'absent'], default='present'),
-        force=dict(type='bool', default=False),
-    )
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.pg_task import argument_spec, task_result
 
 
 def open_psql(module):
@@ -319,17 +284,9 @@ def main():
     except DockerException as exc:
         module.fail_json(msg='Docker: %s' % exc)
 
-    for warning in result.pop('warnings'):
+    result, warnings = task_result(result, spec, module._diff)
+    for warning in warnings:
         module.warn(warning)
-    diff = result.pop('diff')
-    if module._diff:
-        result['diff'] = diff
-    if spec['role'] is None:
-        result.pop('role')
-    if spec['table'] is None:
-        result.pop('table')
-    if spec['index'] is None:
-        result.pop('index')
     module.exit_json(**result)
 
 
