@@ -13,7 +13,8 @@ from __future__ import annotations
 import traceback
 
 try:
-    import docker
+    # Imported here only to know whether the SDK is there; docker_exec imports what it uses.
+    import docker  # pylint: disable=unused-import
     from docker.errors import APIError, DockerException, NotFound  # pylint: disable=unused-import
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
