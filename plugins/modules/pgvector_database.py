@@ -27,6 +27,9 @@ description:
     checks the candidate against that verifier locally and, when it differs, sends a verifier it
     computed itself, so the clear text reaches neither the server, its log, nor any command line.
   - Input is checked before anything runs. Names are always quoted, so they keep their case.
+  - A converged server is answered on the controller after one read; see the C(action)
+    attribute. The module itself runs on the host only when something changes or the answer is
+    not certain.
 options:
   container:
     description:
@@ -157,6 +160,19 @@ extends_documentation_fragment:
   - ragops.gpu_stack.attributes
   - ragops.gpu_stack.docker
 attributes:
+  action:
+    support: full
+    description:
+      - The action plugin of the same name validates the arguments on the controller and reads
+        the server's state with the module's own read (one read-only psql session in the
+        container, run by a small Python script on the host with the docker SDK, through
+        C(become) and the task's C(environment) where the task has them). It plans with the
+        module's own code; when the plan has no action and no warning it returns the result
+        the module would return, without running it. The password never leaves the controller;
+        the role's stored SCRAM verifier is read and checked there.
+      - Otherwise (a change, a warning, bad input, a failed read, no Python interpreter known
+        for the host yet, a connection without pipelining, C(async)) the module runs on the host
+        and its result is returned as it is.
   check_mode:
     support: full
   diff_mode:
