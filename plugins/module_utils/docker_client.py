@@ -13,7 +13,8 @@ from __future__ import annotations
 import traceback
 
 try:
-    import docker
+    # Imported here only to know whether the SDK is there; docker_exec imports what it uses.
+    import docker  # pylint: disable=unused-import
     from docker.errors import APIError, DockerException, NotFound  # pylint: disable=unused-import
     HAS_DOCKER = True
     DOCKER_IMPORT_ERROR = None
@@ -38,13 +39,11 @@ except ImportError:
 
 from ansible.module_utils.basic import missing_required_lib
 
-
-def docker_client_argument_spec():
-    """Options every container module takes to reach dockerd."""
-    return dict(
-        docker_host=dict(type='str'),
-        docker_timeout=dict(type='int', default=60),
-    )
+# One copy of each, in the file an action plugin can also run on the host by itself.
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_exec import (  # pylint: disable=unused-import
+    api_client as get_api_client,
+    docker_client_argument_spec,
+)
 
 
 def require_docker(module):
@@ -60,15 +59,6 @@ def api_error_text(exc):
             explanation = explanation.decode('utf-8', 'replace')
         return str(explanation).strip()
     return str(exc).strip()
-
-
-def get_api_client(docker_host=None, timeout=60):
-    """A docker.APIClient for docker_host, else for DOCKER_HOST / DOCKER_TLS_VERIFY / DOCKER_CERT_PATH, else the socket."""
-    kwargs = docker.utils.kwargs_from_env()
-    if docker_host:
-        kwargs['base_url'] = docker_host
-    kwargs.setdefault('base_url', 'unix:///var/run/docker.sock')
-    return docker.APIClient(version='auto', timeout=timeout, **kwargs)
 
 
 def connect(module):

@@ -30,9 +30,10 @@ import hmac
 import json
 import os
 import re
-import socket
 import stringprep
 import unicodedata
+
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_exec import exec_in_container
 
 MAX_IDENTIFIER_BYTES = 63
 MAX_DIMENSIONS = 16000
@@ -826,12 +827,37 @@ def reconcile(psql, spec, check_mode, password_verifier=None):
 # psql in the container
 
 
+# What psql gets besides its arguments, wherever it runs: the name the server's views show, and UTF-8.
+PSQL_ENVIRONMENT = {'PGAPPNAME': APPLICATION_NAME, 'PGCLIENTENCODING': 'UTF8'}
+
+
+def psql_command(database, db_user, variables=None):
+    """psql's argv for a script on its stdin in ``database`` as ``db_user``.
+
+    ``-v ON_ERROR_STOP=1 -X -qAt``, and any ``variables`` as more ``-v name=value`` (psql takes
+    each value as it is); the database is a connection string, so any name stays a name.
+    """
+    argv = ['psql', '-v', 'ON_ERROR_STOP=1']
+    for name, value in sorted((variables or {}).items()):
+        argv.extend(['-v', '%s=%s' % (name, value)])
+    return argv + ['-X', '-q', '-A', '-t', '-d', connection_string(database, db_user)]
+
+
+def psql_output(container, database, code, out, err):
+    """psql's stdout as text when it exited with 0, else PgError with its stderr (verifiers masked)."""
+    out = (out or b'').decode('utf-8', 'replace')
+    err = (err or b'').decode('utf-8', 'replace')
+    if code != 0:
+        raise PgError('psql in container %s (database %s) exited with %s: %s'
+                      % (container, database, code, scrub(err.strip() or out.strip())))
+    return out
+
+
 class DockerPsql:
     """psql inside a running container, through the Docker Engine API (``exec_create`` + ``exec_start``).
 
-    SQL goes to psql's stdin; psql runs as ``db_user`` over the container's local socket with
-    ``-v ON_ERROR_STOP=1 -X -qAt``, and any ``variables`` as more ``-v name=value`` (psql
-    takes each value as it is). ``api`` is a ``docker.APIClient``.
+    SQL goes to psql's stdin; psql runs as ``db_user`` over the container's local socket (see
+    psql_command). ``api`` is a ``docker.APIClient``.
     """
 
     def __init__(self, api, container, db_user):
@@ -850,34 +876,13 @@ class DockerPsql:
             raise PgError('container %r is not running' % self.container)
 
     def command(self, database, variables=None):
-        argv = ['psql', '-v', 'ON_ERROR_STOP=1']
-        for name, value in sorted((variables or {}).items()):
-            argv.extend(['-v', '%s=%s' % (name, value)])
-        return argv + ['-X', '-q', '-A', '-t', '-d', connection_string(database, self.db_user)]
+        return psql_command(database, self.db_user, variables)
 
     def run(self, database, sql, variables=None):
         """Run ``sql`` in ``database``; return psql's stdout, or raise PgError with its stderr."""
-        from docker.utils.socket import consume_socket_output, demux_adaptor, frames_iter  # pylint: disable=import-outside-toplevel
-        exec_id = self.api.exec_create(
-            self.container, self.command(database, variables), stdin=True, stdout=True, stderr=True, tty=False,
-            environment={'PGAPPNAME': APPLICATION_NAME, 'PGCLIENTENCODING': 'UTF8'})['Id']
-        sock = self.api.exec_start(exec_id, socket=True)
-        raw = getattr(sock, '_sock', sock)
-        try:
-            # An index build on a large table takes as long as it takes.
-            raw.settimeout(None)
-            raw.sendall(sql.encode('utf-8'))
-            raw.shutdown(socket.SHUT_WR)
-            out, err = consume_socket_output((demux_adaptor(*frame) for frame in frames_iter(sock, False)), demux=True)
-        finally:
-            sock.close()
-        code = self.api.exec_inspect(exec_id).get('ExitCode')
-        out = (out or b'').decode('utf-8', 'replace')
-        err = (err or b'').decode('utf-8', 'replace')
-        if code != 0:
-            raise PgError('psql in container %s (database %s) exited with %s: %s'
-                          % (self.container, database, code, scrub(err.strip() or out.strip())))
-        return out
+        code, out, err = exec_in_container(self.api, self.container, self.command(database, variables),
+                                           sql.encode('utf-8'), dict(PSQL_ENVIRONMENT))
+        return psql_output(self.container, database, code, out, err)
 
     def query(self, database, sql, variables=None):
         """A read: the session starts read-only, so a read can never change anything (a script that

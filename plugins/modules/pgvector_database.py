@@ -27,6 +27,9 @@ description:
     checks the candidate against that verifier locally and, when it differs, sends a verifier it
     computed itself, so the clear text reaches neither the server, its log, nor any command line.
   - Input is checked before anything runs. Names are always quoted, so they keep their case.
+  - A converged server is answered on the controller after one read; see the C(action)
+    attribute. The module itself runs on the host only when something changes or the answer is
+    not certain.
 options:
   container:
     description:
@@ -157,6 +160,19 @@ extends_documentation_fragment:
   - ragops.gpu_stack.attributes
   - ragops.gpu_stack.docker
 attributes:
+  action:
+    support: full
+    description:
+      - The action plugin of the same name validates the arguments on the controller and reads
+        the server's state with the module's own read (one read-only psql session in the
+        container, run by a small Python script on the host with the docker SDK, through
+        C(become) and the task's C(environment) where the task has them). It plans with the
+        module's own code; when the plan has no action and no warning it returns the result
+        the module would return, without running it. The password never leaves the controller;
+        the role's stored SCRAM verifier is read and checked there.
+      - Otherwise (a change, a warning, bad input, a failed read, no Python interpreter known
+        for the host yet, a connection without pipelining, C(async)) the module runs on the host
+        and its result is returned as it is.
   check_mode:
     support: full
   diff_mode:
@@ -251,11 +267,7 @@ index:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_client import (
-    DockerException,
-    connect,
-    docker_client_argument_spec,
-)
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_client import DockerException, connect
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.pg import (
     DockerPsql,
     PgError,
@@ -263,38 +275,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils.pg import (
     build_spec,
     reconcile,
 )
-
-
-def argument_spec():
-    return dict(
-        docker_client_argument_spec(),
-        container=dict(type='str', required=True),
-        db_user=dict(type='str', default='postgres'),
-        database=dict(type='str', required=True),
-        owner=dict(type='str'),
-        role=dict(type='str'),
-        password=dict(type='str', no_log=True),
-        extension=dict(type='bool', default=True),
-        table=dict(type='dict', options=dict(
-            name=dict(type='str', required=True),
-            schema=dict(type='str', default='public'),
-            dimensions=dict(type='int'),
-            id_column=dict(type='str', default='id'),
-            id_type=dict(type='str', choices=['bigint', 'uuid', 'text'], default='bigint'),
-            embedding_column=dict(type='str', default='embedding'),
-            content_column=dict(type='str', default='content'),
-            metadata_column=dict(type='str', default='metadata'),
-        )),
-        index=dict(type='dict', options=dict(
-            name=dict(type='str'),
-            method=dict(type='str', choices=['hnsw'], default='hnsw'),
-            distance=dict(type='str', choices=['cosine', 'l2', 'ip'], default='cosine'),
-            m=dict(type='int', default=16),
-            ef_construction=dict(type='int', default=64),
-        )),
-        state=dict(type='str', choices=['present', 'absent'], default='present'),
-        force=dict(type='bool', default=False),
-    )
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.pg_task import argument_spec, task_result
 
 
 def open_psql(module):
@@ -319,17 +300,9 @@ def main():
     except DockerException as exc:
         module.fail_json(msg='Docker: %s' % exc)
 
-    for warning in result.pop('warnings'):
+    result, warnings = task_result(result, spec, module._diff)
+    for warning in warnings:
         module.warn(warning)
-    diff = result.pop('diff')
-    if module._diff:
-        result['diff'] = diff
-    if spec['role'] is None:
-        result.pop('role')
-    if spec['table'] is None:
-        result.pop('table')
-    if spec['index'] is None:
-        result.pop('index')
     module.exit_json(**result)
 
 

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 """pgvector_database against a real PostgreSQL: the test world's pgvector image on the host's dockerd.
 
-The module's main() runs in-process; password checks log in over TCP to the container's own
+The module's main() runs in-process; so does its action plugin, whose script runs with this
+Python through the local connection (the last tests). Password checks log in over TCP to the container's own
 bridge address, where the image asks for scram-sha-256 (the local socket is trusted). Containers
 are named ragops-ut-pgdb-* and removed afterwards. Run:
     .venv/bin/python -m pytest tests/integration_docker/test_pgvector_database_real.py -q
@@ -11,12 +12,26 @@ are named ragops-ut-pgdb-* and removed afterwards. Run:
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
+import json
+import sys
 import time
 import uuid
 from unittest import mock
 
 import pytest
+from ansible.module_utils import _internal as module_internal
+from ansible.module_utils.common import warnings as module_warnings
+from ansible.module_utils.testing import patch_module_args
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook.play_context import PlayContext
+from ansible.playbook.task import Task
+from ansible.plugins.loader import connection_loader
+from ansible.template import Templar
 
+from ansible_collections.ragops.gpu_stack.plugins.action import pgvector_database as action_plugin
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import pg
 from ansible_collections.ragops.gpu_stack.plugins.modules import pgvector_database
 
@@ -263,3 +278,82 @@ def test_session_after_connect_is_read_only(server):
     answers = pg.parse_answers(psql.query(pg.MAINTENANCE_DB, script, target))
     assert answers['cluster']['database'] == {'name': 'readonly check', 'owner': 'postgres'}
     assert answers['database']['user_tables'] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The action plugin against this server: the local connection, this Python (which has the docker
+# SDK) as the host's, the script really run. Only _execute_module is a stand-in: it records the
+# call and runs the module in-process, printing what its exit_json prints.
+
+
+def module_output(args, check_mode=False, diff=False):
+    """The module's real output for ``args`` (exit_json's JSON line, parsed)."""
+    stdout = io.StringIO()
+    module_args = dict(copy.deepcopy(args), _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with patch_module_args(module_args), mock.patch.object(module_internal, 'is_controller', False), \
+            mock.patch.dict(module_warnings._global_warnings, clear=True), \
+            contextlib.redirect_stdout(stdout), pytest.raises(SystemExit):
+        pgvector_database.main()
+    return json.loads(stdout.getvalue().strip().splitlines()[-1])
+
+
+def make_action(args, check_mode=False, diff=False):
+    task = Task()
+    task.args = copy.deepcopy(args)
+    task.check_mode = check_mode
+    task.diff = diff
+    play_context = PlayContext()
+    connection = connection_loader.get('local', play_context, None)
+    connection.set_options(direct={'pipelining': True})
+    loader = DataLoader()
+    action = action_plugin.ActionModule(task, connection, play_context, loader=loader,
+                                        templar=Templar(loader=loader), shared_loader_obj=None)
+    action._load_name = 'ragops.gpu_stack.pgvector_database'
+    calls = []
+
+    def execute_module(module_name=None, module_args=None, task_vars=None, wrap_async=False):
+        calls.append(dict(module_name=module_name, module_args=copy.deepcopy(module_args)))
+        return module_output(module_args, check_mode=check_mode, diff=diff)
+    action._execute_module = execute_module
+    action._low_level_execute_command = mock.Mock(wraps=action._low_level_execute_command)
+    return action, calls
+
+
+ACTION_TASK_VARS = {'inventory_hostname': 'localhost', 'ansible_python_interpreter': sys.executable}
+
+
+@pytest.mark.parametrize('check_mode, diff', [(False, False), (True, True)], ids=['run', 'check-diff'])
+def test_action_plugin_answers_a_converged_server_and_runs_the_module_on_drift(server, check_mode, diff):
+    args = dict(container=server.name, database='fast', role='fast', password='fast-Pässword',
+                table=dict(name='chunks', dimensions=3), index=dict(distance='cosine'))
+    run(args)
+
+    action, calls = make_action(args, check_mode=check_mode, diff=diff)
+    result = action.run(task_vars=ACTION_TASK_VARS)
+    assert calls == []
+    assert action._low_level_execute_command.call_count == 1
+    assert result == module_output(args, check_mode=check_mode, diff=diff)
+    assert result['changed'] is False and result['invocation']['module_args']['password'] == 'VALUE_SPECIFIED_IN_NO_LOG_PARAMETER'
+    assert 'fast-Pässword' not in json.dumps(result) and 'SCRAM-SHA-256$' not in json.dumps(result)
+    command = action._low_level_execute_command.call_args
+    assert 'fast-Pässword' not in command.args[0] and 'fast-Pässword'.encode() not in command.kwargs['in_data']
+
+    server.sql('DROP TABLE chunks', 'fast')
+    action, calls = make_action(args, check_mode=check_mode, diff=diff)
+    result = action.run(task_vars=ACTION_TASK_VARS)
+    assert calls == [dict(module_name='ragops.gpu_stack.pgvector_database', module_args=args)]
+    assert result['changed'] is True and 'create table public.chunks with embedding vector(3)' in result['actions']
+    run(args)  # converged again for the next parameter
+
+
+def test_action_plugin_leaves_a_stopped_container_to_the_module(client):
+    name = PREFIX + uuid.uuid4().hex[:8]
+    container = client.containers.create(IMAGE, name=name, environment={'POSTGRES_PASSWORD': 'x'})
+    try:
+        args = dict(container=name, database='rag')
+        action, calls = make_action(args)
+        result = action.run(task_vars=ACTION_TASK_VARS)
+        assert len(calls) == 1 and action._low_level_execute_command.call_count == 1
+        assert result['failed'] is True and 'is not running' in result['msg']
+    finally:
+        container.remove(force=True, v=True)
