@@ -1,18 +1,21 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, ragops
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""A command in a running container through the Docker Engine API, and the API client for it.
+"""A command in a running container through the Docker Engine API, the API client for it, and the reads a converged container needs.
 
 This file imports nothing but the standard library (the docker SDK only inside the functions
 that need it) and nothing from Ansible, so that it also runs on its own: an action plugin sends
 its source to ``python3 -`` on the host with one more line, ``host_main(json.loads(<request>))``,
-and reads the one JSON line host_main prints. Modules import it like any other module_utils.
+and reads the one JSON line host_main prints; another sends it with ``host_inspect(...)`` instead.
+Modules import it like any other module_utils.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import socket
 import sys
 
@@ -80,6 +83,63 @@ def host_main(request):
         code, out, err = exec_in_container(api, request['container'], request['argv'],
                                            base64.b64decode(request['stdin']), request.get('environment') or {})
         answer = {'exit_code': code, 'stdout': _b64(out), 'stderr': _b64(err)}
+    except Exception as exc:  # pylint: disable=broad-exception-caught
+        answer = {'error': '%s: %s' % (type(exc).__name__, exc)}
+    sys.stdout.write(json.dumps(answer) + '\n')
+    sys.stdout.flush()
+
+
+def _found_or_none(call):
+    """What ``call`` returns, None for the SDK's NotFound (as container.inspect_container and inspect_image read it)."""
+    from docker.errors import NotFound  # pylint: disable=import-outside-toplevel
+    try:
+        return call()
+    except NotFound:
+        return None
+
+
+def file_facts(path, salt):
+    """What pgvector_container's password-file step reads of ``path``, without the content leaving the host.
+
+    None when it is not a regular file (os.path.isfile, so links followed); else its mode, owner,
+    group and the SHA-256 of ``salt`` + its text as the module compares it (read as UTF-8 text,
+    trailing newlines stripped). A file that is not UTF-8 gets ``digest`` null: the module would
+    stop on it.
+    """
+    if not os.path.isfile(path):
+        return None
+    st = os.stat(path)
+    try:
+        with open(path, 'r', encoding='utf-8') as handle:
+            text = handle.read()
+        digest = hashlib.sha256((salt + text.rstrip('\n')).encode('utf-8')).hexdigest()
+    except UnicodeDecodeError:
+        digest = None
+    return {'mode': st.st_mode, 'uid': st.st_uid, 'gid': st.st_gid, 'digest': digest}
+
+
+def host_inspect(request):
+    """Read what container.reconcile reads of a converged container, in one process, and print it as one JSON line.
+
+    ``request``: ``docker_host``, ``timeout``, ``container`` (a name), ``image`` (the spec's
+    reference), ``network`` (null for a built-in one), and optionally ``files`` (paths) with
+    ``salt``. Prints ``{"container", "container_image", "image", "networks", "files", "euid"}``:
+    the engine's inspect answers as the SDK returns them, null for NotFound (``container_image``
+    is the image the container runs, by id); ``networks`` is the list ``networks(names=[network])``
+    returns, null when not asked. Any other failure prints ``{"error": "<why>"}``.
+    """
+    try:
+        api = api_client(request.get('docker_host'), request.get('timeout') or 60)
+        found = _found_or_none(lambda: api.inspect_container(request['container']))
+        running_image = (found or {}).get('Image')
+        answer = {
+            'container': found,
+            'container_image': _found_or_none(lambda: api.inspect_image(running_image)) if running_image else None,
+            'image': _found_or_none(lambda: api.inspect_image(request['image'])),
+            'networks': api.networks(names=[request['network']]) if request.get('network') else None,
+            'files': {path: file_facts(path, request.get('salt') or '') for path in request.get('files') or []},
+            'euid': os.geteuid(),
+        }
     except Exception as exc:  # pylint: disable=broad-exception-caught
         answer = {'error': '%s: %s' % (type(exc).__name__, exc)}
     sys.stdout.write(json.dumps(answer) + '\n')

@@ -233,6 +233,16 @@ extends_documentation_fragment:
   - ragops.gpu_stack.attributes
   - ragops.gpu_stack.docker
 attributes:
+  action:
+    support: full
+    description:
+      - The action plugin of the same name validates the arguments on the controller, builds the container spec
+        with the module's own code and reads the container, its image, the spec's image and the network in one
+        small Python script on the host (with the docker SDK, through C(become) and the task's C(environment)
+        where the task has them). When the module's reconciler finds nothing to do and the container is running
+        and healthy (or, with O(state=stopped) or O(state=absent), already as asked), it returns the module's
+        result, CPU-fallback warning included, without running it. Without O(gpu_facts) (and O(gpu) not V(none)),
+        with O(gpu_mode=cdi) or O(pull=always), the module runs.
   check_mode:
     support: full
   diff_mode:
@@ -359,63 +369,14 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils.container import 
     ollama_spec,
     reconcile,
 )
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.container_task import ollama_argument_spec as argument_spec
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_client import (
     APIError,
     api_error_text,
     connect,
-    docker_client_argument_spec,
     require_docker,
 )
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.gpu import collect
-
-
-def argument_spec():
-    spec = dict(
-        name=dict(type='str', default='ollama'),
-        state=dict(type='str', choices=['started', 'stopped', 'absent'], default='started'),
-        purge=dict(type='bool', default=False),
-        image=dict(type='str', default='ollama/ollama:0.33.0'),
-        rocm_image=dict(type='bool', default=True),
-        pull=dict(type='str', choices=['missing', 'always', 'never'], default='missing'),
-        gpu=dict(type='str', choices=['auto', 'nvidia', 'amd', 'none'], default='auto'),
-        gpus=dict(type='raw', default='all'),
-        gpu_mode=dict(type='str', choices=['runtime', 'cdi'], default='runtime'),
-        gpu_facts=dict(type='dict'),
-        num_parallel=dict(type='int'),
-        max_loaded_models=dict(type='int'),
-        max_queue=dict(type='int'),
-        keep_alive=dict(type='str'),
-        flash_attention=dict(type='bool'),
-        kv_cache_type=dict(type='str', choices=['f16', 'q8_0', 'q4_0']),
-        context_length=dict(type='int'),
-        gpu_overhead=dict(type='str'),
-        sched_spread=dict(type='bool'),
-        origins=dict(type='list', elements='str'),
-        debug=dict(type='int', choices=[0, 1, 2]),
-        noprune=dict(type='bool'),
-        visible_devices=dict(type='list', elements='str'),
-        hsa_override_gfx_version=dict(type='str', default='auto'),
-        env=dict(type='dict'),
-        volume=dict(type='str'),
-        publish=dict(type='bool', default=True),
-        bind_address=dict(type='str', default='127.0.0.1'),
-        port=dict(type='int', default=11434),
-        network=dict(type='str'),
-        memory=dict(type='str'),
-        cpus=dict(type='float'),
-        restart_policy=dict(type='str', choices=['no', 'always', 'unless-stopped', 'on-failure'], default='unless-stopped'),
-        log_max_size=dict(type='str', default='10m'),
-        log_max_file=dict(type='int', default=3),
-        healthcheck=dict(type='dict', options=dict(
-            interval=dict(type='str', default='10s'),
-            timeout=dict(type='str', default='5s'),
-            retries=dict(type='int', default=3),
-            start_period=dict(type='str', default='60s'),
-        )),
-        wait_healthy_timeout=dict(type='int', default=300),
-    )
-    spec.update(docker_client_argument_spec())
-    return spec
 
 
 def host_gpu_facts(module):

@@ -256,51 +256,11 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils.container import 
     pgvector_spec,
     reconcile,
 )
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.container_task import pgvector_argument_spec as argument_spec
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_client import (
     connect,
-    docker_client_argument_spec,
     require_docker,
 )
-
-
-def argument_spec():
-    spec = dict(
-        name=dict(type='str', default='pgvector'),
-        state=dict(type='str', choices=['started', 'stopped', 'absent'], default='started'),
-        purge=dict(type='bool', default=False),
-        image=dict(type='str', default='pgvector/pgvector:pg17'),
-        pull=dict(type='str', choices=['missing', 'always', 'never'], default='missing'),
-        user=dict(type='str', default='ragops'),
-        database=dict(type='str'),
-        password=dict(type='str', no_log=True),
-        password_file=dict(type='path'),
-        volume=dict(type='str'),
-        shm_size=dict(type='str', default='256m'),
-        shared_buffers=dict(type='str'),
-        work_mem=dict(type='str'),
-        maintenance_work_mem=dict(type='str'),
-        max_connections=dict(type='int'),
-        settings=dict(type='dict'),
-        env=dict(type='dict'),
-        publish=dict(type='bool', default=True),
-        bind_address=dict(type='str', default='127.0.0.1'),
-        port=dict(type='int', default=5432),
-        network=dict(type='str'),
-        memory=dict(type='str'),
-        cpus=dict(type='float'),
-        restart_policy=dict(type='str', choices=['no', 'always', 'unless-stopped', 'on-failure'], default='unless-stopped'),
-        log_max_size=dict(type='str', default='10m'),
-        log_max_file=dict(type='int', default=3),
-        healthcheck=dict(type='dict', options=dict(
-            interval=dict(type='str', default='5s'),
-            timeout=dict(type='str', default='5s'),
-            retries=dict(type='int', default=5),
-            start_period=dict(type='str', default='30s'),
-        )),
-        wait_healthy_timeout=dict(type='int', default=180),
-    )
-    spec.update(docker_client_argument_spec())
-    return spec
 
 
 def password_file_actions(module, path, password):

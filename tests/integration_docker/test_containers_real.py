@@ -9,21 +9,30 @@ Containers and volumes are named ragops-ut-*, and removed afterwards. Run:
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import subprocess
 import sys
+import time
+from unittest import mock
 
 import pytest
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook.play_context import PlayContext
+from ansible.playbook.task import Task
+from ansible.plugins.loader import connection_loader
+from ansible.template import Templar
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', '..', '.cache', 'collections'))
 
 import docker  # noqa: E402  pylint: disable=wrong-import-position
 
+from ansible_collections.ragops.gpu_stack.plugins.action import ollama_container as ollama_action  # noqa: E402
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import container  # noqa: E402
 from ansible_collections.ragops.gpu_stack.plugins.modules import ollama_container, pgvector_container  # noqa: E402
-from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import free_port, run_module  # noqa: E402
+from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import free_port, printed_result, run_module  # noqa: E402
 
 OLLAMA_DOUBLE = 'ragops-world/ollama-double:0.33.0'
 PGVECTOR = 'ragops-world/pgvector:pg17'
@@ -184,3 +193,64 @@ def test_both_services_on_a_shared_network_without_published_ports(api, tmp_path
             except docker.errors.NotFound:
                 pass
         client.remove_network(network)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ollama_container action plugin against this engine: the local connection, this Python (which
+# has the docker SDK) as the host's, its script really run. Only _execute_module is a stand-in: it
+# records the call and runs the module in-process, printing what its exit_json prints.
+
+
+def make_ollama_action(args, check_mode=False, diff=False):
+    task = Task()
+    task.args = copy.deepcopy(args)
+    task.check_mode = check_mode
+    task.diff = diff
+    play_context = PlayContext()
+    connection = connection_loader.get('local', play_context, None)
+    connection.set_options(direct={'pipelining': True})
+    loader = DataLoader()
+    action = ollama_action.ActionModule(task, connection, play_context, loader=loader,
+                                        templar=Templar(loader=loader), shared_loader_obj=None)
+    action._load_name = 'ragops.gpu_stack.ollama_container'
+    calls = []
+
+    def execute_module(module_name=None, module_args=None, task_vars=None, wrap_async=False):
+        calls.append(dict(module_name=module_name, module_args=copy.deepcopy(module_args)))
+        return printed_result(ollama_container, module_args, check_mode=check_mode, diff=diff)
+    action._execute_module = execute_module
+    action._low_level_execute_command = mock.Mock(wraps=action._low_level_execute_command)
+    return action, calls
+
+
+def warning_texts(result):
+    return [w if isinstance(w, str) else w['event']['msg'] for w in result.get('warnings') or []]
+
+
+@pytest.mark.parametrize('check_mode, diff', [(False, False), (True, True)], ids=['run', 'check-diff'])
+def test_ollama_action_plugin_answers_a_converged_container_and_runs_the_module_on_drift(api, check_mode, diff):
+    client, created = api
+    name = 'ragops-ut-ollama-fast'
+    created.append(name)
+    args = dict(name=name, image=OLLAMA_DOUBLE, pull='never', port=free_port(), gpu_facts=CPU, num_parallel=2,
+                healthcheck=FAST, wait_healthy_timeout=60)
+    first = printed_result(ollama_container, args)
+    assert first['changed'] and first['container']['health'] == 'healthy', first
+
+    action, calls = make_ollama_action(args, check_mode=check_mode, diff=diff)
+    started = time.monotonic()
+    result = action.run(task_vars=ACTION_TASK_VARS)
+    print('ollama_container action run() on a converged container: %.3f s' % (time.monotonic() - started))
+    assert calls == [] and action._low_level_execute_command.call_count == 1
+    expected = printed_result(ollama_container, args, check_mode=check_mode, diff=diff)
+    assert {k: v for k, v in result.items() if k != 'warnings'} == {k: v for k, v in expected.items() if k != 'warnings'}
+    assert warning_texts(result) == warning_texts(expected) and warning_texts(result)[0].startswith('gpu: auto: ')
+
+    changed = dict(args, num_parallel=3)
+    action, calls = make_ollama_action(changed, check_mode=check_mode, diff=diff)
+    result = action.run(task_vars=ACTION_TASK_VARS)
+    assert calls == [dict(module_name='ragops.gpu_stack.ollama_container', module_args=changed)]
+    assert result['changed'] and result['actions'] == ['recreate: env OLLAMA_NUM_PARALLEL changed']
+
+
+ACTION_TASK_VARS = {'inventory_hostname': 'localhost', 'ansible_python_interpreter': sys.executable}

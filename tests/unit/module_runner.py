@@ -4,10 +4,16 @@ and free_port(), for the container modules' tests that publish a port."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
+import json
 import socket
 from unittest import mock
 
+from ansible.module_utils import _internal as module_internal
 from ansible.module_utils import basic
+from ansible.module_utils.common import warnings as module_warnings
 from ansible.module_utils.testing import patch_module_args
 
 
@@ -46,3 +52,27 @@ def free_port():
     port = sock.getsockname()[1]
     sock.close()
     return port
+
+
+def printed_result(module, args, check_mode=False, diff=False, patches=()):
+    """What ``module.main()`` prints for ``args``, parsed: its real exit_json, so ``invocation`` with
+    no_log values masked and ``warnings`` are as Ansible receives them. ``patches``: context
+    managers (mock.patch.object, say) active while it runs."""
+    stdout = io.StringIO()
+    module_args = dict(copy.deepcopy(args), _ansible_check_mode=check_mode, _ansible_diff=diff)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(patch_module_args(module_args))
+        for patch in patches:
+            stack.enter_context(patch)
+        # is_controller off: warn() records a warning for the result, as in a module process, not on this display.
+        stack.enter_context(mock.patch.object(module_internal, 'is_controller', False))
+        stack.enter_context(mock.patch.dict(module_warnings._global_warnings, clear=True))
+        stack.enter_context(mock.patch.dict(module_warnings._global_deprecations, clear=True))
+        stack.enter_context(contextlib.redirect_stdout(stdout))
+        try:
+            module.main()
+        except SystemExit:
+            pass
+        else:
+            raise AssertionError('the module returned without exit_json or fail_json')
+    return json.loads(stdout.getvalue().strip().splitlines()[-1])

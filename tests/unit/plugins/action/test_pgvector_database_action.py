@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import ast
 import base64
-import contextlib
 import copy
-import io
 import json
 import sys
 from unittest import mock
 
 import pytest
 from ansible.errors import AnsibleActionFail
-from ansible.module_utils import _internal as module_internal
-from ansible.module_utils.common import warnings as module_warnings
-from ansible.module_utils.testing import patch_module_args
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
 from ansible.playbook.task import Task
@@ -37,6 +32,7 @@ from ansible_collections.ragops.gpu_stack.plugins.action import pgvector_databas
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import pg
 from ansible_collections.ragops.gpu_stack.plugins.modules import pgvector_database
 
+from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import printed_result
 from ansible_collections.ragops.gpu_stack.tests.unit.plugins.modules.test_pgvector_database import (
     CHUNKS,
     CONVERGED_CLUSTER,
@@ -193,18 +189,9 @@ class Host:
 
 
 def module_output(fake, args, check_mode=False, diff=False):
-    """What the module prints for ``args`` against ``fake``, parsed: its real exit_json, so
-    ``invocation`` with no_log values masked and ``warnings`` are as Ansible receives them."""
-    stdout = io.StringIO()
-    module_args = dict(copy.deepcopy(args), _ansible_check_mode=check_mode, _ansible_diff=diff)
-    # is_controller off: warn() records a warning for the result, as in a module process, not on this display.
-    with patch_module_args(module_args), mock.patch.object(pgvector_database, 'open_psql', lambda module: fake), \
-            mock.patch.object(module_internal, 'is_controller', False), \
-            mock.patch.dict(module_warnings._global_warnings, clear=True), \
-            mock.patch.dict(module_warnings._global_deprecations, clear=True), \
-            contextlib.redirect_stdout(stdout), pytest.raises(SystemExit):
-        pgvector_database.main()
-    return json.loads(stdout.getvalue().strip().splitlines()[-1])
+    """What the module prints for ``args`` against ``fake``, parsed (module_runner.printed_result)."""
+    return printed_result(pgvector_database, args, check_mode=check_mode, diff=diff,
+                          patches=[mock.patch.object(pgvector_database, 'open_psql', lambda module: fake)])
 
 
 class ModuleOnTheHost:
