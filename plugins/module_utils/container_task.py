@@ -71,7 +71,8 @@ def pgvector_argument_spec():
         user=dict(type='str', default='ragops'),
         database=dict(type='str'),
         password=dict(type='str', no_log=True),
-        password_file=dict(type='path'),
+        # A path, not a secret: without no_log=False AnsibleModule warns about every run for the word 'password'.
+        password_file=dict(type='path', no_log=False),
         volume=dict(type='str'),
         shm_size=dict(type='str', default='256m'),
         shared_buffers=dict(type='str'),
