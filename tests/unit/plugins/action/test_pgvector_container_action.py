@@ -371,8 +371,8 @@ def test_the_password_reaches_no_command_no_result_and_no_message(make_action, f
     digest = hashlib.sha256((salt + PASSWORD).encode('utf-8')).hexdigest()
     assert salt and len(salt) >= 32
 
-    # A drifted file, and a message that would quote the password: both scrubbed.
-    changed = dict(args, password=PASSWORD + '-new', env={'NOTE': PASSWORD})
+    # The module's message for a bad user quotes the value, here the password: -vvv shows it masked.
+    changed = dict(args, password=PASSWORD, user=PASSWORD)
     action, module, host2 = make_action(changed, check_mode=True)
     drifted = action.run(task_vars=TASK_VARS)
     assert module.calls == module_call(changed)
@@ -381,7 +381,7 @@ def test_the_password_reaches_no_command_no_result_and_no_message(make_action, f
         assert PASSWORD not in call['cmd'] and PASSWORD.encode() not in call['in_data']
     for shown in (repr(converged), repr(said)):
         assert PASSWORD not in shown and digest not in shown and salt not in shown
-    assert said and all(PASSWORD not in line for line in said)
+    assert said and all(PASSWORD not in line for line in said) and '********' in said[-1]
     assert drifted == module.returned[0]
 
 
