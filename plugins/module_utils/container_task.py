@@ -12,6 +12,21 @@ from __future__ import annotations
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_exec import docker_client_argument_spec
 
 
+def host_options(port):
+    """What both containers take about where and how they run: published port, network, limits, restart, logs."""
+    return dict(
+        publish=dict(type='bool', default=True),
+        bind_address=dict(type='str', default='127.0.0.1'),
+        port=dict(type='int', default=port),
+        network=dict(type='str'),
+        memory=dict(type='str'),
+        cpus=dict(type='float'),
+        restart_policy=dict(type='str', choices=['no', 'always', 'unless-stopped', 'on-failure'], default='unless-stopped'),
+        log_max_size=dict(type='str', default='10m'),
+        log_max_file=dict(type='int', default=3),
+    )
+
+
 def ollama_argument_spec():
     spec = dict(
         name=dict(type='str', default='ollama'),
@@ -40,15 +55,7 @@ def ollama_argument_spec():
         hsa_override_gfx_version=dict(type='str', default='auto'),
         env=dict(type='dict'),
         volume=dict(type='str'),
-        publish=dict(type='bool', default=True),
-        bind_address=dict(type='str', default='127.0.0.1'),
-        port=dict(type='int', default=11434),
-        network=dict(type='str'),
-        memory=dict(type='str'),
-        cpus=dict(type='float'),
-        restart_policy=dict(type='str', choices=['no', 'always', 'unless-stopped', 'on-failure'], default='unless-stopped'),
-        log_max_size=dict(type='str', default='10m'),
-        log_max_file=dict(type='int', default=3),
+        **host_options(11434),
         healthcheck=dict(type='dict', options=dict(
             interval=dict(type='str', default='10s'),
             timeout=dict(type='str', default='5s'),
@@ -71,7 +78,8 @@ def pgvector_argument_spec():
         user=dict(type='str', default='ragops'),
         database=dict(type='str'),
         password=dict(type='str', no_log=True),
-        password_file=dict(type='path'),
+        # A path, not a secret: without no_log=False AnsibleModule warns about every run for the word 'password'.
+        password_file=dict(type='path', no_log=False),
         volume=dict(type='str'),
         shm_size=dict(type='str', default='256m'),
         shared_buffers=dict(type='str'),
@@ -80,15 +88,7 @@ def pgvector_argument_spec():
         max_connections=dict(type='int'),
         settings=dict(type='dict'),
         env=dict(type='dict'),
-        publish=dict(type='bool', default=True),
-        bind_address=dict(type='str', default='127.0.0.1'),
-        port=dict(type='int', default=5432),
-        network=dict(type='str'),
-        memory=dict(type='str'),
-        cpus=dict(type='float'),
-        restart_policy=dict(type='str', choices=['no', 'always', 'unless-stopped', 'on-failure'], default='unless-stopped'),
-        log_max_size=dict(type='str', default='10m'),
-        log_max_file=dict(type='int', default=3),
+        **host_options(5432),
         healthcheck=dict(type='dict', options=dict(
             interval=dict(type='str', default='5s'),
             timeout=dict(type='str', default='5s'),

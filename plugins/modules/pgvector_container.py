@@ -161,6 +161,18 @@ extends_documentation_fragment:
   - ragops.gpu_stack.attributes
   - ragops.gpu_stack.docker
 attributes:
+  action:
+    support: full
+    description:
+      - The action plugin of the same name validates the arguments on the controller, builds the container spec
+        with the module's own code and reads the container, its image, the spec's image, the network and the
+        password file in one small Python script on the host (with the docker SDK, through C(become) and the task's
+        C(environment) where the task has them). Of the file it reads only its mode, owner and a salted SHA-256 of
+        its text, compared with the same salted SHA-256 of O(password) on the controller; the password never
+        leaves the controller. When the file needs nothing, the module's reconciler finds nothing to do and the
+        container is running and healthy (or, with O(state=stopped) or O(state=absent), already as asked), it
+        returns the module's result without running it. With O(pull=always), or when anything would change, the
+        module runs.
   check_mode:
     support: full
   diff_mode:

@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.join(HERE, '..', '..', '.cache', 'collections'))
 import docker  # noqa: E402  pylint: disable=wrong-import-position
 
 from ansible_collections.ragops.gpu_stack.plugins.action import ollama_container as ollama_action  # noqa: E402
+from ansible_collections.ragops.gpu_stack.plugins.action import pgvector_container as pgvector_action  # noqa: E402
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import container  # noqa: E402
 from ansible_collections.ragops.gpu_stack.plugins.modules import ollama_container, pgvector_container  # noqa: E402
 from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import free_port, printed_result, run_module  # noqa: E402
@@ -201,7 +202,7 @@ def test_both_services_on_a_shared_network_without_published_ports(api, tmp_path
 # records the call and runs the module in-process, printing what its exit_json prints.
 
 
-def make_ollama_action(args, check_mode=False, diff=False):
+def make_action(plugin, module, args, check_mode=False, diff=False):
     task = Task()
     task.args = copy.deepcopy(args)
     task.check_mode = check_mode
@@ -210,14 +211,14 @@ def make_ollama_action(args, check_mode=False, diff=False):
     connection = connection_loader.get('local', play_context, None)
     connection.set_options(direct={'pipelining': True})
     loader = DataLoader()
-    action = ollama_action.ActionModule(task, connection, play_context, loader=loader,
-                                        templar=Templar(loader=loader), shared_loader_obj=None)
-    action._load_name = 'ragops.gpu_stack.ollama_container'
+    action = plugin.ActionModule(task, connection, play_context, loader=loader,
+                                 templar=Templar(loader=loader), shared_loader_obj=None)
+    action._load_name = plugin.MODULE_NAME
     calls = []
 
     def execute_module(module_name=None, module_args=None, task_vars=None, wrap_async=False):
         calls.append(dict(module_name=module_name, module_args=copy.deepcopy(module_args)))
-        return printed_result(ollama_container, module_args, check_mode=check_mode, diff=diff)
+        return printed_result(module, module_args, check_mode=check_mode, diff=diff)
     action._execute_module = execute_module
     action._low_level_execute_command = mock.Mock(wraps=action._low_level_execute_command)
     return action, calls
@@ -237,7 +238,7 @@ def test_ollama_action_plugin_answers_a_converged_container_and_runs_the_module_
     first = printed_result(ollama_container, args)
     assert first['changed'] and first['container']['health'] == 'healthy', first
 
-    action, calls = make_ollama_action(args, check_mode=check_mode, diff=diff)
+    action, calls = make_action(ollama_action, ollama_container, args, check_mode=check_mode, diff=diff)
     started = time.monotonic()
     result = action.run(task_vars=ACTION_TASK_VARS)
     print('ollama_container action run() on a converged container: %.3f s' % (time.monotonic() - started))
@@ -247,10 +248,39 @@ def test_ollama_action_plugin_answers_a_converged_container_and_runs_the_module_
     assert warning_texts(result) == warning_texts(expected) and warning_texts(result)[0].startswith('gpu: auto: ')
 
     changed = dict(args, num_parallel=3)
-    action, calls = make_ollama_action(changed, check_mode=check_mode, diff=diff)
+    action, calls = make_action(ollama_action, ollama_container, changed, check_mode=check_mode, diff=diff)
     result = action.run(task_vars=ACTION_TASK_VARS)
     assert calls == [dict(module_name='ragops.gpu_stack.ollama_container', module_args=changed)]
     assert result['changed'] and result['actions'] == ['recreate: env OLLAMA_NUM_PARALLEL changed']
 
 
 ACTION_TASK_VARS = {'inventory_hostname': 'localhost', 'ansible_python_interpreter': sys.executable}
+
+
+@pytest.mark.parametrize('check_mode, diff', [(False, False), (True, True)], ids=['run', 'check-diff'])
+def test_pgvector_action_plugin_answers_a_converged_container_and_runs_the_module_on_drift(api, tmp_path, check_mode, diff):
+    client, created = api
+    name = 'ragops-ut-pgvector-fast'
+    created.append(name)
+    secret = 'ut-fast-%d' % os.getpid()
+    args = dict(name=name, image=PGVECTOR, pull='never', port=free_port(), user='rag', database='ragdb',
+                password=secret, password_file=str(tmp_path / 'secrets' / 'pw'), shared_buffers='64MB',
+                healthcheck=FAST, wait_healthy_timeout=120)
+    first = printed_result(pgvector_container, args)
+    assert first['changed'] and first['container']['health'] == 'healthy', first
+
+    action, calls = make_action(pgvector_action, pgvector_container, args, check_mode=check_mode, diff=diff)
+    started = time.monotonic()
+    result = action.run(task_vars=ACTION_TASK_VARS)
+    print('pgvector_container action run() on a converged container: %.3f s' % (time.monotonic() - started))
+    assert calls == [] and action._low_level_execute_command.call_count == 1
+    assert result == printed_result(pgvector_container, args, check_mode=check_mode, diff=diff)
+    assert result['changed'] is False and secret not in repr(result)
+    in_data = action._low_level_execute_command.call_args.kwargs['in_data']
+    assert secret.encode() not in in_data
+
+    changed = dict(args, password=secret + '-new')
+    action, calls = make_action(pgvector_action, pgvector_container, changed, check_mode=check_mode, diff=diff)
+    result = action.run(task_vars=ACTION_TASK_VARS)
+    assert calls == [dict(module_name='ragops.gpu_stack.pgvector_container', module_args=changed)]
+    assert result['changed'] and result['actions'] == ['write password file %s' % args['password_file']]

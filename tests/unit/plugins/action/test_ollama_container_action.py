@@ -14,21 +14,18 @@ in-process against the same FakeClient and returns what its exit_json prints."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import sys
 from unittest import mock
 
 import pytest
 from ansible.errors import AnsibleActionFail
-from ansible.parsing.dataloader import DataLoader
-from ansible.playbook.play_context import PlayContext
-from ansible.playbook.task import Task
-from ansible.plugins.loader import connection_loader
-from ansible.template import Templar
 
 from ansible_collections.ragops.gpu_stack.plugins.action import ollama_container as action_plugin
 from ansible_collections.ragops.gpu_stack.plugins.modules import ollama_container
 from ansible_collections.ragops.gpu_stack.plugins.plugin_utils import host_read
+from ansible_collections.ragops.gpu_stack.tests.unit.plugins.action import host_read_harness as harness
 from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import free_port, printed_result
 from ansible_collections.ragops.gpu_stack.tests.unit.plugins.module_utils.test_container import FakeClient, NVIDIA_FACTS
 from ansible_collections.ragops.gpu_stack.tests.unit.plugins.modules.test_ollama_container import CPU_FACTS
@@ -38,92 +35,6 @@ TASK_VARS = {'inventory_hostname': 'gpu-host', 'ansible_python_interpreter': sys
 PORT = free_port()
 ARGS = dict(gpu_facts=CPU_FACTS, port=PORT, num_parallel=2, wait_healthy_timeout=1)
 CPU_WARNING = 'gpu: auto: no GPU found on this host (gpu_vendor none): running Ollama on the CPU'
-
-# Replaces docker.APIClient in the host's Python: inspect answers from the JSON file named by
-# RAGOPS_FAKE_DOCKER ({"mode", "containers", "images", "networks"}); each call is appended to
-# the file named by RAGOPS_FAKE_DOCKER_LOG.
-FAKE_DOCKER = r'''
-import importlib.abc
-import json
-import os
-import sys
-
-with open(os.environ['RAGOPS_FAKE_DOCKER'], encoding='utf-8') as handle:
-    CONFIG = json.load(handle)
-
-
-def log(*entry):
-    with open(os.environ['RAGOPS_FAKE_DOCKER_LOG'], 'a', encoding='utf-8') as handle:
-        handle.write(json.dumps(entry) + '\n')
-
-
-class NoDocker(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name == 'docker' or name.startswith('docker.'):
-            raise ImportError('No module named %r' % name)
-        return None
-
-
-if CONFIG['mode'] == 'no-sdk':
-    sys.meta_path.insert(0, NoDocker())
-else:
-    import docker
-
-    class FakeAPIClient:
-        def __init__(self, version=None, timeout=None, **kwargs):
-            if CONFIG['mode'] == 'unreachable':
-                raise docker.errors.DockerException('Error while fetching server API version: connection refused')
-            log('client', kwargs.get('base_url'), timeout)
-
-        def inspect_container(self, name):
-            log('inspect_container', name)
-            for info in CONFIG['containers'].values():
-                if name in (info['Name'].lstrip('/'), info['Id']):
-                    return info
-            raise docker.errors.NotFound('No such container: %s' % name)
-
-        def inspect_image(self, ref):
-            log('inspect_image', ref)
-            for tag, info in CONFIG['images'].items():
-                if ref in (tag, info['Id']):
-                    return info
-            raise docker.errors.NotFound('No such image: %s' % ref)
-
-        def networks(self, names=None):
-            log('networks', names)
-            return [{'Name': name} for name in CONFIG['networks'] if not names or name in names]
-
-    docker.APIClient = FakeAPIClient
-'''
-
-
-class Host:
-    """The host: records each low-level command, writes the engine's state for the Docker
-    stand-in, then runs the command for real through the local connection."""
-
-    def __init__(self, action, fake, directory, monkeypatch):
-        self.real = action._low_level_execute_command
-        self.fake = fake
-        self.config = directory / 'fake-docker.json'
-        self.log = directory / 'fake-docker.log'
-        self.mode = 'ok'
-        self.calls = []
-        (directory / 'sitecustomize.py').write_text(FAKE_DOCKER, encoding='utf-8')
-        monkeypatch.setenv('PYTHONPATH', str(directory))
-        monkeypatch.setenv('RAGOPS_FAKE_DOCKER', str(self.config))
-        monkeypatch.setenv('RAGOPS_FAKE_DOCKER_LOG', str(self.log))
-
-    def __call__(self, cmd, sudoable=True, in_data=None, **kwargs):
-        self.calls.append(dict(cmd=cmd, sudoable=sudoable, in_data=in_data))
-        state = dict(mode=self.mode, containers=self.fake.containers, images=self.fake.images,
-                     networks=sorted(self.fake.networks_))
-        self.config.write_text(json.dumps(state), encoding='utf-8')
-        return self.real(cmd, sudoable=sudoable, in_data=in_data, **kwargs)
-
-    def engine_calls(self):
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text(encoding='utf-8').splitlines()]
 
 
 def module_output(fake, args, check_mode=False, diff=False):
@@ -138,22 +49,6 @@ def shown(result):
     if 'warnings' in result:
         result['warnings'] = [w if isinstance(w, str) else w['event']['msg'] for w in result['warnings']]
     return result
-
-
-class ModuleOnTheHost:
-    """Stands in for ActionBase._execute_module: records the call and runs the module here."""
-
-    def __init__(self, task, fake):
-        self.task = task
-        self.fake = fake
-        self.calls = []
-        self.returned = []
-
-    def __call__(self, module_name=None, module_args=None, task_vars=None, wrap_async=False):
-        self.calls.append(dict(module_name=module_name, module_args=copy.deepcopy(module_args), wrap_async=wrap_async))
-        result = module_output(self.fake, module_args, check_mode=self.task.check_mode, diff=self.task.diff)
-        self.returned.append(copy.deepcopy(result))
-        return result
 
 
 @pytest.fixture(name='fake')
@@ -176,29 +71,18 @@ def fixture_said(monkeypatch):
 @pytest.fixture(name='make_action')
 def fixture_make_action(tmp_path, monkeypatch, fake, said):  # pylint: disable=unused-argument
     def make(args, check_mode=False, diff=False, async_val=0, pipelining=True):
-        task = Task()
-        task.args = copy.deepcopy(args)
-        task.check_mode = check_mode
-        task.diff = diff
-        task.async_val = async_val
-        task.environment = []
-        play_context = PlayContext()
-        connection = connection_loader.get('local', play_context, None)
-        connection.set_options(direct={'pipelining': pipelining})
-        loader = DataLoader()
-        action = action_plugin.ActionModule(task, connection, play_context, loader=loader,
-                                            templar=Templar(loader=loader, variables=TASK_VARS), shared_loader_obj=None)
-        action._load_name = MODULE_NAME
-        module = ModuleOnTheHost(task, fake)
+        action, task = harness.build_action(action_plugin, MODULE_NAME, args, TASK_VARS, check_mode=check_mode, diff=diff,
+                                            async_val=async_val, pipelining=pipelining)
+        module = harness.ModuleOnTheHost(task, functools.partial(module_output, fake))
         action._execute_module = module
-        host = Host(action, fake, tmp_path, monkeypatch)
+        host = harness.InspectHost(action, fake, tmp_path, monkeypatch)
         action._low_level_execute_command = host
         return action, module, host
     return make
 
 
 def module_call(args, wrap_async=False):
-    return [dict(module_name=MODULE_NAME, module_args=args, wrap_async=wrap_async)]
+    return harness.module_call(MODULE_NAME, args, wrap_async)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import ast
 import base64
-import copy
+import functools
 import json
 import sys
 from unittest import mock
 
 import pytest
 from ansible.errors import AnsibleActionFail
-from ansible.parsing.dataloader import DataLoader
-from ansible.playbook.play_context import PlayContext
-from ansible.playbook.task import Task
-from ansible.plugins.loader import connection_loader
-from ansible.template import Templar
 
 from ansible_collections.ragops.gpu_stack.plugins.action import pgvector_database as action_plugin
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import pg
 from ansible_collections.ragops.gpu_stack.plugins.modules import pgvector_database
 
+from ansible_collections.ragops.gpu_stack.tests.unit.plugins.action import host_read_harness as harness
 from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import printed_result
 from ansible_collections.ragops.gpu_stack.tests.unit.plugins.modules.test_pgvector_database import (
     CHUNKS,
@@ -155,10 +151,7 @@ class Host:
         self.psql_exit = None  # (exit_code, stderr) to play a failing psql
         self.calls = []
         self.answers = []
-        (directory / 'sitecustomize.py').write_text(FAKE_DOCKER, encoding='utf-8')
-        monkeypatch.setenv('PYTHONPATH', str(directory))
-        monkeypatch.setenv('RAGOPS_FAKE_DOCKER', str(self.config))
-        monkeypatch.setenv('RAGOPS_FAKE_DOCKER_LOG', str(self.log))
+        harness.install_stand_in(directory, monkeypatch, FAKE_DOCKER)
 
     def __call__(self, cmd, sudoable=True, in_data=None, **kwargs):
         self.calls.append(dict(cmd=cmd, sudoable=sudoable, in_data=in_data))
@@ -194,22 +187,6 @@ def module_output(fake, args, check_mode=False, diff=False):
                           patches=[mock.patch.object(pgvector_database, 'open_psql', lambda module: fake)])
 
 
-class ModuleOnTheHost:
-    """Stands in for ActionBase._execute_module: records the call and runs the module here."""
-
-    def __init__(self, task, fake):
-        self.task = task
-        self.fake = fake
-        self.calls = []
-        self.returned = []
-
-    def __call__(self, module_name=None, module_args=None, task_vars=None, wrap_async=False):
-        self.calls.append(dict(module_name=module_name, module_args=copy.deepcopy(module_args), wrap_async=wrap_async))
-        result = module_output(self.fake, module_args, check_mode=self.task.check_mode, diff=self.task.diff)
-        self.returned.append(copy.deepcopy(result))
-        return result
-
-
 @pytest.fixture(name='fake')
 def fixture_fake():
     return FakePsql(dict(CONVERGED_CLUSTER), dict(CONVERGED_DB))
@@ -226,20 +203,9 @@ def fixture_said(monkeypatch):
 @pytest.fixture(name='make_action')
 def fixture_make_action(tmp_path, monkeypatch, fake, said):  # pylint: disable=unused-argument
     def make(args, check_mode=False, diff=False, async_val=0, pipelining=True, environment=None):
-        task = Task()
-        task.args = copy.deepcopy(args)
-        task.check_mode = check_mode
-        task.diff = diff
-        task.async_val = async_val
-        task.environment = environment or []
-        play_context = PlayContext()
-        connection = connection_loader.get('local', play_context, None)
-        connection.set_options(direct={'pipelining': pipelining})
-        loader = DataLoader()
-        action = action_plugin.ActionModule(task, connection, play_context, loader=loader,
-                                            templar=Templar(loader=loader, variables=TASK_VARS), shared_loader_obj=None)
-        action._load_name = MODULE_NAME  # what the plugin loader sets
-        module = ModuleOnTheHost(task, fake)
+        action, task = harness.build_action(action_plugin, MODULE_NAME, args, TASK_VARS, check_mode=check_mode, diff=diff,
+                                            async_val=async_val, pipelining=pipelining, environment=environment)
+        module = harness.ModuleOnTheHost(task, functools.partial(module_output, fake))
         action._execute_module = module
         host = Host(action, fake, tmp_path, monkeypatch)
         action._low_level_execute_command = host
@@ -248,7 +214,7 @@ def fixture_make_action(tmp_path, monkeypatch, fake, said):  # pylint: disable=u
 
 
 def module_call(args, wrap_async=False):
-    return [dict(module_name=MODULE_NAME, module_args=args, wrap_async=wrap_async)]
+    return harness.module_call(MODULE_NAME, args, wrap_async)
 
 
 # ---------------------------------------------------------------------------------------------

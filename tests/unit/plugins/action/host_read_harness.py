@@ -1,0 +1,155 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, ragops
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""What the action plugins' tests share: an action plugin built as ansible-playbook builds it (a
+Task, a PlayContext, the local connection with pipelining), the module "on the host" run
+in-process, and the Docker stand-in that answers the container plugins' inspect read.
+
+The host is this machine: a plugin's script really runs, with this Python, through the local
+connection. Only the Docker Engine is a stand-in: a ``sitecustomize`` on the script's PYTHONPATH
+replaces ``docker.APIClient``. Not a test module (no test_ prefix): pytest collects nothing here."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from ansible.parsing.dataloader import DataLoader
+from ansible.playbook.play_context import PlayContext
+from ansible.playbook.task import Task
+from ansible.plugins.loader import connection_loader
+from ansible.template import Templar
+
+
+def install_stand_in(directory, monkeypatch, source):
+    """``source`` as the sitecustomize of the host's Python; its state and log files in ``directory``."""
+    (directory / 'sitecustomize.py').write_text(source, encoding='utf-8')
+    monkeypatch.setenv('PYTHONPATH', str(directory))
+    monkeypatch.setenv('RAGOPS_FAKE_DOCKER', str(directory / 'fake-docker.json'))
+    monkeypatch.setenv('RAGOPS_FAKE_DOCKER_LOG', str(directory / 'fake-docker.log'))
+
+
+# Replaces docker.APIClient in the host's Python: inspect answers from the JSON file named by
+# RAGOPS_FAKE_DOCKER ({"mode", "containers", "images", "networks"}); each call is appended to
+# the file named by RAGOPS_FAKE_DOCKER_LOG.
+INSPECT_DOCKER = r'''
+import importlib.abc
+import json
+import os
+import sys
+
+with open(os.environ['RAGOPS_FAKE_DOCKER'], encoding='utf-8') as handle:
+    CONFIG = json.load(handle)
+
+
+def log(*entry):
+    with open(os.environ['RAGOPS_FAKE_DOCKER_LOG'], 'a', encoding='utf-8') as handle:
+        handle.write(json.dumps(entry) + '\n')
+
+
+class NoDocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == 'docker' or name.startswith('docker.'):
+            raise ImportError('No module named %r' % name)
+        return None
+
+
+if CONFIG['mode'] == 'no-sdk':
+    sys.meta_path.insert(0, NoDocker())
+else:
+    import docker
+
+    class FakeAPIClient:
+        def __init__(self, version=None, timeout=None, **kwargs):
+            if CONFIG['mode'] == 'unreachable':
+                raise docker.errors.DockerException('Error while fetching server API version: connection refused')
+            log('client', kwargs.get('base_url'), timeout)
+
+        def inspect_container(self, name):
+            log('inspect_container', name)
+            for info in CONFIG['containers'].values():
+                if name in (info['Name'].lstrip('/'), info['Id']):
+                    return info
+            raise docker.errors.NotFound('No such container: %s' % name)
+
+        def inspect_image(self, ref):
+            log('inspect_image', ref)
+            for tag, info in CONFIG['images'].items():
+                if ref in (tag, info['Id']):
+                    return info
+            raise docker.errors.NotFound('No such image: %s' % ref)
+
+        def networks(self, names=None):
+            log('networks', names)
+            return [{'Name': name} for name in CONFIG['networks'] if not names or name in names]
+
+    docker.APIClient = FakeAPIClient
+'''
+
+
+class InspectHost:
+    """The host: records each low-level command, writes the engine's state for the Docker
+    stand-in, then runs the command for real through the local connection."""
+
+    def __init__(self, action, fake, directory, monkeypatch):
+        self.real = action._low_level_execute_command
+        self.fake = fake
+        self.config = directory / 'fake-docker.json'
+        self.log = directory / 'fake-docker.log'
+        self.mode = 'ok'
+        self.calls = []
+        install_stand_in(directory, monkeypatch, INSPECT_DOCKER)
+
+    def __call__(self, cmd, sudoable=True, in_data=None, **kwargs):
+        self.calls.append(dict(cmd=cmd, sudoable=sudoable, in_data=in_data))
+        state = dict(mode=self.mode, containers=self.fake.containers, images=self.fake.images,
+                     networks=sorted(self.fake.networks_))
+        self.config.write_text(json.dumps(state), encoding='utf-8')
+        return self.real(cmd, sudoable=sudoable, in_data=in_data, **kwargs)
+
+    def engine_calls(self):
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text(encoding='utf-8').splitlines()]
+
+
+class ModuleOnTheHost:
+    """Stands in for ActionBase._execute_module: records the call and runs the module here,
+    ``module_output(args, check_mode=, diff=)`` giving what its exit_json prints."""
+
+    def __init__(self, task, module_output):
+        self.task = task
+        self.module_output = module_output
+        self.calls = []
+        self.returned = []
+
+    def __call__(self, module_name=None, module_args=None, task_vars=None, wrap_async=False):
+        self.calls.append(dict(module_name=module_name, module_args=copy.deepcopy(module_args), wrap_async=wrap_async))
+        result = self.module_output(module_args, check_mode=self.task.check_mode, diff=self.task.diff)
+        self.returned.append(copy.deepcopy(result))
+        return result
+
+
+def build_action(plugin, module_name, args, task_vars, check_mode=False, diff=False, async_val=0, pipelining=True,
+                 environment=None):
+    """``plugin``'s ActionModule for a task with ``args``, on the local connection; and its Task."""
+    task = Task()
+    task.args = copy.deepcopy(args)
+    task.check_mode = check_mode
+    task.diff = diff
+    task.async_val = async_val
+    task.environment = environment or []
+    play_context = PlayContext()
+    connection = connection_loader.get('local', play_context, None)
+    connection.set_options(direct={'pipelining': pipelining})
+    loader = DataLoader()
+    action = plugin.ActionModule(task, connection, play_context, loader=loader,
+                                 templar=Templar(loader=loader, variables=task_vars), shared_loader_obj=None)
+    action._load_name = module_name  # what the plugin loader sets
+    return action, task
+
+
+def module_call(module_name, args, wrap_async=False):
+    """What ModuleOnTheHost.calls holds after the plugin ran the module once with ``args``."""
+    return [dict(module_name=module_name, module_args=args, wrap_async=wrap_async)]
