@@ -13,6 +13,7 @@ replaces ``docker.APIClient``. Not a test module (no test_ prefix): pytest colle
 from __future__ import annotations
 
 import copy
+import functools
 import json
 
 from ansible.parsing.dataloader import DataLoader
@@ -153,3 +154,24 @@ def build_action(plugin, module_name, args, task_vars, check_mode=False, diff=Fa
 def module_call(module_name, args, wrap_async=False):
     """What ModuleOnTheHost.calls holds after the plugin ran the module once with ``args``."""
     return [dict(module_name=module_name, module_args=args, wrap_async=wrap_async)]
+
+
+def vvv_lines(monkeypatch, display):
+    """What a plugin says at -vvv through ``display``, in order."""
+    lines = []
+    monkeypatch.setattr(display, 'vvv', lambda msg, host=None: lines.append(msg))
+    return lines
+
+
+def action_maker(plugin, module_name, task_vars, module_output, fake, host_class, directory, monkeypatch):
+    """``make(args, ...)`` -> ``(action, module, host)``: ``plugin``'s action for a task with
+    ``args``, its module standing in through ``module_output(fake, ...)``, its host ``host_class``."""
+    def make(args, check_mode=False, diff=False, async_val=0, pipelining=True, environment=None):
+        action, task = build_action(plugin, module_name, args, task_vars, check_mode=check_mode, diff=diff,
+                                    async_val=async_val, pipelining=pipelining, environment=environment)
+        module = ModuleOnTheHost(task, functools.partial(module_output, fake))
+        action._execute_module = module
+        host = host_class(action, fake, directory, monkeypatch)
+        action._low_level_execute_command = host
+        return action, module, host
+    return make

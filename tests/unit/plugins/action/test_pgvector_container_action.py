@@ -15,7 +15,6 @@ and the same password file and returns what its exit_json prints."""
 from __future__ import annotations
 
 import ast
-import functools
 import hashlib
 import json
 import os
@@ -65,22 +64,12 @@ def fixture_fake(args):
 @pytest.fixture(name='said')
 def fixture_said(monkeypatch):
     """What the plugin says at -vvv, in order."""
-    lines = []
-    monkeypatch.setattr(host_read.display, 'vvv', lambda msg, host=None: lines.append(msg))
-    return lines
+    return harness.vvv_lines(monkeypatch, host_read.display)
 
 
 @pytest.fixture(name='make_action')
 def fixture_make_action(tmp_path, monkeypatch, fake, said):  # pylint: disable=unused-argument
-    def make(args, check_mode=False, diff=False, async_val=0, pipelining=True):
-        action, task = harness.build_action(action_plugin, MODULE_NAME, args, TASK_VARS, check_mode=check_mode, diff=diff,
-                                            async_val=async_val, pipelining=pipelining)
-        module = harness.ModuleOnTheHost(task, functools.partial(module_output, fake))
-        action._execute_module = module
-        host = harness.InspectHost(action, fake, tmp_path, monkeypatch)
-        action._low_level_execute_command = host
-        return action, module, host
-    return make
+    return harness.action_maker(action_plugin, MODULE_NAME, TASK_VARS, module_output, fake, harness.InspectHost, tmp_path, monkeypatch)
 
 
 def module_call(args, wrap_async=False):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import base64
-import functools
 import json
 import sys
 from unittest import mock
@@ -195,22 +194,12 @@ def fixture_fake():
 @pytest.fixture(name='said')
 def fixture_said(monkeypatch):
     """What the plugin says at -vvv, in order."""
-    lines = []
-    monkeypatch.setattr(action_plugin.display, 'vvv', lambda msg, host=None: lines.append(msg))
-    return lines
+    return harness.vvv_lines(monkeypatch, action_plugin.display)
 
 
 @pytest.fixture(name='make_action')
 def fixture_make_action(tmp_path, monkeypatch, fake, said):  # pylint: disable=unused-argument
-    def make(args, check_mode=False, diff=False, async_val=0, pipelining=True, environment=None):
-        action, task = harness.build_action(action_plugin, MODULE_NAME, args, TASK_VARS, check_mode=check_mode, diff=diff,
-                                            async_val=async_val, pipelining=pipelining, environment=environment)
-        module = harness.ModuleOnTheHost(task, functools.partial(module_output, fake))
-        action._execute_module = module
-        host = Host(action, fake, tmp_path, monkeypatch)
-        action._low_level_execute_command = host
-        return action, module, host
-    return make
+    return harness.action_maker(action_plugin, MODULE_NAME, TASK_VARS, module_output, fake, Host, tmp_path, monkeypatch)
 
 
 def module_call(args, wrap_async=False):
