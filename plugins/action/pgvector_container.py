@@ -28,7 +28,7 @@ import secrets
 
 from ansible.utils.display import Display
 
-from ansible_collections.ragops.gpu_stack.plugins.module_utils.container import InputError, pgvector_spec
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.container import InputError, pgvector_task
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.container_task import pgvector_argument_spec
 from ansible_collections.ragops.gpu_stack.plugins.plugin_utils import host_read
 from ansible_collections.ragops.gpu_stack.plugins.plugin_utils.container_snapshot import (
@@ -86,23 +86,18 @@ class ActionModule(host_read.HostReadAction):
 
     def _converged_outcome(self, params, run_on_host):
         """The module's result when the container and the password file need nothing, else None."""
-        params = dict(params)
         self._password = params['password']
         raw_path = self._task.args.get('password_file')
         # type: path expands ~ and $VARS where it is validated: here on the controller, there on the host.
         if isinstance(raw_path, str) and ('~' in raw_path or '$' in raw_path):
             return self._leave_to_module('password_file has ~ or $: the module expands it on the host')
-        # As the module's main() does, step by step.
-        if not params['password_file']:
-            params['password_file'] = '/etc/ragops/%s/postgres_password' % (params['name'] or 'pgvector')
-        state = params['state']
+        # Where the module's main() starts too.
         try:
-            spec = pgvector_spec(params)
+            params, spec = pgvector_task(params)
         except InputError as exc:
             return self._leave_to_module('the module reports bad input: %s' % exc)
+        state = params['state']
         password = params['password']
-        if state != 'absent' and password is not None and (password == '' or '\n' in password):
-            return self._leave_to_module('the module reports bad input: password is not one non-empty line')
 
         path = params['password_file']
         files = [path] if state != 'absent' else []

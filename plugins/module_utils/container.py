@@ -565,6 +565,20 @@ def pgvector_spec(params):
     return spec
 
 
+def pgvector_task(params):
+    """What pgvector_container does with its options before reading anything: ``(params, spec)``,
+    with ``password_file`` defaulted to /etc/ragops/<name>/postgres_password; InputError for bad
+    input. The module and its action plugin both start here."""
+    params = dict(params)
+    if not params.get('password_file'):
+        params['password_file'] = '/etc/ragops/%s/postgres_password' % (params.get('name') or 'pgvector')
+    spec = pgvector_spec(params)
+    password = params.get('password')
+    if params.get('state') != 'absent' and password is not None and (password == '' or '\n' in password):
+        raise InputError('password: must be one non-empty line')
+    return params, spec
+
+
 # --------------------------------------------------------------------------- views: the managed fields, one shape
 
 def _port_strings(ports):

@@ -265,7 +265,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.container import (
     ContainerError,
     InputError,
-    pgvector_spec,
+    pgvector_task,
     reconcile,
 )
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.container_task import pgvector_argument_spec as argument_spec
@@ -312,22 +312,15 @@ def password_file_actions(module, path, password):
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     require_docker(module)
-    params = dict(module.params)
-    if not params['password_file']:
-        params['password_file'] = '/etc/ragops/%s/postgres_password' % (params['name'] or 'pgvector')
-    state = params['state']
-
     try:
-        spec = pgvector_spec(params)
+        params, spec = pgvector_task(module.params)
     except InputError as exc:
         module.fail_json(msg=str(exc))
+    state = params['state']
 
-    if state != 'absent':
-        if params['password'] is None and not os.path.isfile(params['password_file']):
-            module.fail_json(msg='password_file: %s does not exist; set password (it is written there with mode 0600), '
-                                 'or create the file, root-only, yourself' % params['password_file'])
-        if params['password'] is not None and (params['password'] == '' or '\n' in params['password']):
-            module.fail_json(msg='password: must be one non-empty line')
+    if state != 'absent' and params['password'] is None and not os.path.isfile(params['password_file']):
+        module.fail_json(msg='password_file: %s does not exist; set password (it is written there with mode 0600), '
+                             'or create the file, root-only, yourself' % params['password_file'])
 
     client = connect(module)
 
