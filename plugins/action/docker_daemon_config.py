@@ -20,9 +20,7 @@ import binascii
 import os
 import shlex
 
-from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
-from ansible.utils.vars import merge_hash
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.daemon_json import (
     DaemonJsonError,
@@ -37,6 +35,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils.daemon_json_plan 
     InputError,
     REQUIRED_IF,
 )
+from ansible_collections.ragops.gpu_stack.plugins.plugin_utils import host_read
 
 display = Display()
 
@@ -102,32 +101,14 @@ def _string_keys_only(value):
     return True
 
 
-class ActionModule(ActionBase):
+class ActionModule(host_read.FastPathAction):
 
-    _supports_check_mode = True
-    # Async runs the module, as the generic action plugin would: the caller expects a job.
-    _supports_async = True
+    MODULE_NAME = MODULE_NAME
 
-    def run(self, tmp=None, task_vars=None):
-        result = super().run(tmp, task_vars)
-        del tmp  # unused: ActionBase.run warns when it is given
+    def _argument_spec(self):
+        return dict(argument_spec=argument_spec(), required_if=REQUIRED_IF)
 
-        # Bad arguments fail here, naming the option, before anything is asked of the host.
-        params = self.validate_argument_spec(argument_spec=argument_spec(), required_if=REQUIRED_IF)[1]
-
-        wrap_async = self._task.async_val and not self._connection.has_native_async
-        if not self._task.async_val:
-            converged = self._converged_result(params)
-            if converged is not None:
-                return merge_hash(result, converged)
-
-        result = merge_hash(result, self._execute_module(
-            module_name=MODULE_NAME, module_args=dict(self._task.args), task_vars=task_vars, wrap_async=wrap_async))
-        if not wrap_async:
-            self._remove_tmp_path(self._connection._shell.tmpdir)
-        return result
-
-    def _converged_result(self, params):
+    def _converged_result(self, params, validation, task_vars):
         """The module's result when the host's file already holds what the task asks for, else None."""
         path = params['path']
         host_dependent = [name for name, spec in argument_spec().items()
@@ -164,12 +145,4 @@ class ActionModule(ActionBase):
         outcome = dict(changed=False, restart_required=False, config=config, validated=None)
         if self._task.diff:
             outcome['diff'] = file_diff(path, text, text)
-        # What AnsibleModule adds to every result, so that -vvv and a registered result look as before.
-        outcome['invocation'] = dict(module_args=params)
-        return outcome
-
-    @staticmethod
-    def _leave_to_module(reason):
-        """No answer from the controller: the module runs on the host, and -vvv says why."""
-        display.vvv('%s runs on the host: %s' % (MODULE_NAME, reason))
-        return None
+        return self._as_module_prints(outcome, params, validation)

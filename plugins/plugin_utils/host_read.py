@@ -63,13 +63,12 @@ def answer_line(rc, stdout):
     return answer
 
 
-class HostReadAction(ActionBase):
-    """Runs the module unless ``_converged_outcome`` answers; subclasses name the module and plan.
+class FastPathAction(ActionBase):
+    """Runs the module unless ``_converged_result`` answers for it; what every fast path plugin shares.
 
     Subclasses set ``MODULE_NAME`` and define ``_argument_spec()`` (keyword arguments for
-    validate_argument_spec) and ``_converged_outcome(params, run_on_host)``, which returns the
-    module's result (without ``invocation``) or None, calling ``self._leave_to_module(reason)``.
-    ``run_on_host(script)`` runs a script on the host's Python and returns ``(rc, stdout)``.
+    validate_argument_spec) and ``_converged_result(params, validation, task_vars)``, which
+    returns the module's result or None, calling ``self._leave_to_module(reason)``.
     """
 
     MODULE_NAME = None
@@ -80,7 +79,7 @@ class HostReadAction(ActionBase):
     def _argument_spec(self):
         raise NotImplementedError
 
-    def _converged_outcome(self, params, run_on_host):
+    def _converged_result(self, params, validation, task_vars):
         raise NotImplementedError
 
     def run(self, tmp=None, task_vars=None):
@@ -102,6 +101,38 @@ class HostReadAction(ActionBase):
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
+
+    @staticmethod
+    def _as_module_prints(outcome, params, validation):
+        """What AnsibleModule adds to every result and does on exit: the arguments it ran with,
+        then every no_log value masked wherever it appears, top-level booleans and nulls kept."""
+        outcome['invocation'] = dict(module_args=params)
+        kept = {key: value for key, value in outcome.items() if value is None or isinstance(value, bool)}
+        outcome = remove_values(outcome, validation._no_log_values)
+        outcome.update(kept)
+        return outcome
+
+    def _scrub(self, reason):
+        """The reason as -vvv may show it; a subclass whose reasons can quote secrets masks them here."""
+        return reason
+
+    def _leave_to_module(self, reason):
+        """No answer from the controller: the module runs on the host, and -vvv says why."""
+        display.vvv('%s runs on the host: %s' % (self.MODULE_NAME, self._scrub(reason)))
+        return None
+
+
+class HostReadAction(FastPathAction):
+    """A fast path whose read is a standalone module_utils script run by the host's Python.
+
+    Subclasses set ``MODULE_NAME`` and define ``_argument_spec()`` and
+    ``_converged_outcome(params, run_on_host)``, which returns the module's result (without
+    ``invocation``) or None, calling ``self._leave_to_module(reason)``. ``run_on_host(script)``
+    runs a script on the host's Python and returns ``(rc, stdout)``.
+    """
+
+    def _converged_outcome(self, params, run_on_host):
+        raise NotImplementedError
 
     def _converged_result(self, params, validation, task_vars):
         """The module's result, as AnsibleModule would print it, when nothing is to be done; else None."""
@@ -129,14 +160,7 @@ class HostReadAction(ActionBase):
             return self._leave_to_module('reading on the controller failed: %s' % type(exc).__name__)
         if outcome is None:
             return None
-
-        # What AnsibleModule adds to every result and does on exit: the arguments it ran with,
-        # then every no_log value masked wherever it appears, top-level booleans and nulls kept.
-        outcome['invocation'] = dict(module_args=params)
-        kept = {key: value for key, value in outcome.items() if value is None or isinstance(value, bool)}
-        outcome = remove_values(outcome, validation._no_log_values)
-        outcome.update(kept)
-        return outcome
+        return self._as_module_prints(outcome, params, validation)
 
     def _python_interpreter(self, task_vars):
         """The host's Python as a module would use it: ansible_python_interpreter or interpreter_python,
@@ -159,12 +183,3 @@ class HostReadAction(ActionBase):
             return configured
         discovered = (host_vars.get('ansible_facts') or {}).get('discovered_interpreter_python')
         return discovered if isinstance(discovered, str) and discovered else None
-
-    def _scrub(self, reason):
-        """The reason as -vvv may show it; a subclass whose reasons can quote secrets masks them here."""
-        return reason
-
-    def _leave_to_module(self, reason):
-        """No answer from the controller: the module runs on the host, and -vvv says why."""
-        display.vvv('%s runs on the host: %s' % (self.MODULE_NAME, self._scrub(reason)))
-        return None
