@@ -833,16 +833,23 @@ def summary(info):
     )
 
 
+def ready(info):
+    """Whether an inspected container is up: healthy, or running when it has no health check."""
+    state = (info or {}).get('State') or {}
+    status = (state.get('Health') or {}).get('Status')
+    return status == 'healthy' or (not status and bool(state.get('Running')))
+
+
 def wait_healthy(client, name, timeout, sleep=time.sleep, clock=time.monotonic, poll=0.5):
-    """Poll until the container is healthy (or running, without a health check); ContainerError on timeout."""
+    """Poll until the container is ready() (healthy, or running without a health check); ContainerError on timeout."""
     deadline = clock() + timeout
     while True:
         info = client.inspect_container(name)
+        if ready(info):
+            return info
         state = info.get('State') or {}
         health = state.get('Health') or {}
         status = health.get('Status')
-        if status == 'healthy' or (not status and state.get('Running')):
-            return info
         restart = ((info.get('HostConfig') or {}).get('RestartPolicy') or {}).get('Name') or 'no'
         exited = state.get('Status') in ('exited', 'dead') and restart == 'no'
         if exited or clock() >= deadline:

@@ -19,6 +19,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils.container import 
     BUILTIN_NETWORKS,
     ContainerError,
     InputError,
+    ready,
     reconcile,
 )
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_client import NotFound
@@ -109,11 +110,7 @@ def no_bind_test(host_ip, port, protocol):
 
 def passes_post_check(info, state):
     """Whether the module would return at once after reconciling: for started, what wait_healthy accepts at once."""
-    if state != 'started':
-        return True
-    status = info or {}
-    health = ((status.get('State') or {}).get('Health') or {}).get('Status')
-    return health == 'healthy' or (not health and bool((status.get('State') or {}).get('Running')))
+    return state != 'started' or ready(info)
 
 
 def converged_container(client, spec, params, diff_mode, prepare=None):
