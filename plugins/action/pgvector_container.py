@@ -22,7 +22,6 @@ no known interpreter, no pipelining) runs the module on the host and returns its
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 
@@ -30,6 +29,7 @@ from ansible.utils.display import Display
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.container import InputError, pgvector_task
 from ansible_collections.ragops.gpu_stack.plugins.module_utils.container_task import pgvector_argument_spec
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_exec import salted_digest
 from ansible_collections.ragops.gpu_stack.plugins.plugin_utils import host_read
 from ansible_collections.ragops.gpu_stack.plugins.plugin_utils.container_snapshot import (
     SnapshotClient,
@@ -42,11 +42,6 @@ from ansible_collections.ragops.gpu_stack.plugins.plugin_utils.host_read import 
 display = Display()
 
 MODULE_NAME = 'ragops.gpu_stack.pgvector_container'
-
-
-def salted_digest(salt, text):
-    """What docker_exec.file_facts reports as ``digest`` for a file whose text (newlines stripped) is ``text``."""
-    return hashlib.sha256((salt + text).encode('utf-8')).hexdigest()
 
 
 def _is_int(value):

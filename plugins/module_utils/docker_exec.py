@@ -98,6 +98,11 @@ def _found_or_none(call):
         return None
 
 
+def salted_digest(salt, text):
+    """SHA-256 of ``salt`` + ``text``: how a password file's text is compared without either side showing it."""
+    return hashlib.sha256((salt + text).encode('utf-8')).hexdigest()
+
+
 def file_facts(path, salt):
     """What pgvector_container's password-file step reads of ``path``, without the content leaving the host.
 
@@ -112,7 +117,7 @@ def file_facts(path, salt):
     try:
         with open(path, 'r', encoding='utf-8') as handle:
             text = handle.read()
-        digest = hashlib.sha256((salt + text.rstrip('\n')).encode('utf-8')).hexdigest()
+        digest = salted_digest(salt, text.rstrip('\n'))
     except UnicodeDecodeError:
         digest = None
     return {'mode': st.st_mode, 'uid': st.st_uid, 'gid': st.st_gid, 'digest': digest}
