@@ -68,7 +68,9 @@ class FastPathAction(ActionBase):
 
     Subclasses set ``MODULE_NAME`` and define ``_argument_spec()`` (keyword arguments for
     validate_argument_spec) and ``_converged_result(params, validation, task_vars)``, which
-    returns the module's result or None, calling ``self._leave_to_module(reason)``.
+    returns the module's result or None, calling ``self._leave_to_module(reason)``. One that
+    runs the module another way (ollama_model: asynchronously, showing its progress) overrides
+    ``_run_module(params, task_vars, wrap_async)``.
     """
 
     MODULE_NAME = None
@@ -96,11 +98,16 @@ class FastPathAction(ActionBase):
             if converged is not None:
                 return merge_hash(result, converged)
 
-        result = merge_hash(result, self._execute_module(
-            module_name=self.MODULE_NAME, module_args=dict(self._task.args), task_vars=task_vars, wrap_async=wrap_async))
+        result = merge_hash(result, self._run_module(params, task_vars, wrap_async))
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result
+
+    def _run_module(self, params, task_vars, wrap_async):
+        """The module on the host with the task's arguments, its result untouched; a subclass may watch it run."""
+        del params  # what a subclass may need to decide how to run it
+        return self._execute_module(
+            module_name=self.MODULE_NAME, module_args=dict(self._task.args), task_vars=task_vars, wrap_async=wrap_async)
 
     @staticmethod
     def _as_module_prints(outcome, params, validation):

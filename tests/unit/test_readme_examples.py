@@ -1,4 +1,4 @@
-"""README's inventory examples ("GPU hosts" and "Services") are real variables of real roles.
+"""README's inventory examples ("GPU hosts", "Services", "Models") are real variables of real roles.
 
 Each ```yaml block under those headings is one group_vars file. Every key must be an option
 of the role its prefix names, and its value must pass that role's meta/argument_specs.yml
@@ -15,7 +15,7 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ROLES = ('nvidia_container_toolkit', 'docker_engine', 'pgvector', 'ollama', 'rocm')
+ROLES = ('nvidia_container_toolkit', 'docker_engine', 'pgvector', 'ollama', 'ollama_models', 'rocm')
 # gpu_stack_gpu_vendor is a play variable (playbooks/gpu_runtime.yml refuses anything else).
 PLAY_VARIABLES = {'gpu_stack_gpu_vendor': {'type': 'str', 'choices': ['auto', 'nvidia', 'amd', 'none']}}
 
@@ -57,21 +57,29 @@ def role_options(role):
 
 
 def owner(variable):
-    for role in ROLES:
-        if variable.startswith(role + '_'):
-            return role
-    return None
+    """The role whose prefix the variable carries, the longest one (ollama_models_list is not the ollama role's)."""
+    matches = [role for role in ROLES if variable.startswith(role + '_')]
+    return max(matches, key=len) if matches else None
 
 
-BLOCKS = readme_blocks('GPU hosts: one example per vendor', 'Services: one example per host kind')
+BLOCKS = readme_blocks('GPU hosts: one example per vendor', 'Services: one example per host kind',
+                       'Models: one example per host kind')
 
 
 def test_the_examples_are_there():
-    # three host kinds for the GPU layer, three (and the shared-network one) for the services
-    assert len(BLOCKS) >= 7
+    # three host kinds for the GPU layer, three (and the shared-network one) for the services,
+    # a GPU RAG host, a seeded fleet and an air-gapped site for the models
+    assert len(BLOCKS) >= 10
     first_lines = [block.splitlines()[0] for dummy, block in BLOCKS]
     for kind in ('# NVIDIA', '# AMD', '# CPU only'):
         assert sum(line.startswith(kind) for line in first_lines) == 2, kind
+    for kind in ('# A GPU RAG host', '# A fleet with seeding', '# An air-gapped site'):
+        assert sum(line.startswith(kind) for line in first_lines) == 1, kind
+
+
+def test_model_variables_belong_to_the_models_role():
+    assert owner('ollama_models_list') == 'ollama_models'
+    assert owner('ollama_image') == 'ollama'
 
 
 @pytest.mark.parametrize('heading, block', BLOCKS, ids=['%s: %s' % (h.split(':')[0], b.splitlines()[0][2:40]) for h, b in BLOCKS])

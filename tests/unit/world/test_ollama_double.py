@@ -230,6 +230,31 @@ def test_drop_mode_error_ends_the_stream_with_an_error_line(double):
     double.pull("all-minilm")
 
 
+def test_disk_full_ends_the_pull_with_enospc_and_keeps_the_partial(double):
+    double.faults(disk_full_after_bytes=250_000)
+    lines = double.pull_lines("qwen2.5:0.5b")
+    assert "success" not in [line.get("status") for line in lines]
+    (partial,) = (double.models / "blobs").glob("sha256-*-partial")
+    assert partial.stat().st_size == 250_000
+    assert lines[-1] == {"error": "write %s: no space left on device" % partial}
+    assert tags(double) == []
+    response = double.post("/api/pull", {"model": "qwen2.5:0.5b", "stream": False})
+    assert response.status_code == 500 and response.json()["error"].endswith(": no space left on device")
+    assert partial.stat().st_size == 500_000  # the second pull resumed and hit the limit again
+    double.faults(disk_full_after_bytes=0)
+    double.pull("qwen2.5:0.5b")  # room again: the pull resumes the partial
+    manifest = read_manifest(double, "qwen2.5", "0.5b")
+    # every byte crossed once over the three pulls: partials were resumed, never fetched again
+    assert double.stats()["bytes_transferred"] == sum(layer["size"] for layer in manifest["layers"]) + \
+        manifest["config"]["size"]
+
+
+def test_disk_full_knob_from_the_environment(start_double):
+    double = start_double(env={"OLLAMA_DOUBLE_DISK_FULL_AFTER_BYTES": "1000"})
+    assert double.get("/_double/faults").json()["disk_full_after_bytes"] == 1000
+    assert double.pull_lines("all-minilm")[-1]["error"].endswith("-partial: no space left on device")
+
+
 def test_official_client_sees_a_cut_pull_as_an_error(double):
     double.faults(drop_after_bytes=100_000)
     client = ollama.Client(host=double.url)

@@ -40,37 +40,43 @@ through ``/_double/`` (a prefix real Ollama never uses; product code must never 
 Model lists are comma separated names, normalised like Ollama names (``llama3.2`` is
 ``llama3.2:latest``).
 
-====================================  ========================  ===================================
-environment variable                  /_double/faults key       effect
-====================================  ========================  ===================================
-OLLAMA_DOUBLE_GPU=cpu|cuda|rocm       gpu                       startup ``inference compute`` line;
-                                                                /api/ps size_vram (0 on cpu).
-                                                                CUDA_VISIBLE_DEVICES=-1 forces cpu.
-OLLAMA_DOUBLE_UNREACHABLE=1           unreachable (bool)        pulls fail: ``pull model manifest:
-                                                                Get "https://...": dial tcp: lookup
-                                                                registry.ollama.ai: no such host``
-OLLAMA_DOUBLE_UNKNOWN=a,b             unknown (list)            upstream answers 404 for these
-                                                                (``file does not exist``)
-OLLAMA_DOUBLE_NEWER_VERSION=a,b       newer_version (list)      upstream answers 412 (``requires a
-                                                                newer version of Ollama``)
-OLLAMA_DOUBLE_DROP_AFTER_BYTES=N      drop_after_bytes (int)    a pull stops after N blob bytes:
-                                                                partial file stays, the HTTP
-                                                                response is cut (no final chunk)
-OLLAMA_DOUBLE_DROP_TIMES=n            drop_times (int)          how many pulls the drop hits
-                                                                (default 1; 0 = every pull)
-OLLAMA_DOUBLE_DROP_MODE=cut|error     drop_mode                 ``error`` ends the stream with
-                                                                ``max retries exceeded: ...`` instead
-OLLAMA_DOUBLE_RATE=BYTES_PER_SEC      rate (int, 0 = no limit)  throttles blob transfer
-OLLAMA_DOUBLE_CORRUPT=a,b             corrupt (list)            upstream serves a damaged model
-                                                                layer -> ``digest mismatch``
-OLLAMA_DOUBLE_FINAL_PROGRESS=0        final_progress (bool)     fresh layers get no closing
-                                                                completed==total line (as real
-                                                                Ollama may do); default 1
-OLLAMA_DOUBLE_LOAD_SECONDS=S          load_seconds (float)      time a model load takes
-OLLAMA_DOUBLE_REVISIONS=m=2,n=3       (POST /_double/upstream)  upstream revision per model
-OLLAMA_DOUBLE_EXTRA=name=like,...     (POST /_double/upstream)  extra upstream names copying the
-                                                                shape of a catalog model
-====================================  ========================  ===================================
+======================================  ========================  ===================================
+environment variable                    /_double/faults key       effect
+======================================  ========================  ===================================
+OLLAMA_DOUBLE_GPU=cpu|cuda|rocm         gpu                       startup ``inference compute`` line;
+                                                                  /api/ps size_vram (0 on cpu).
+                                                                  CUDA_VISIBLE_DEVICES=-1 forces cpu.
+OLLAMA_DOUBLE_UNREACHABLE=1             unreachable (bool)        pulls fail: ``pull model manifest:
+                                                                  Get "https://...": dial tcp: lookup
+                                                                  registry.ollama.ai: no such host``
+OLLAMA_DOUBLE_UNKNOWN=a,b               unknown (list)            upstream answers 404 for these
+                                                                  (``file does not exist``)
+OLLAMA_DOUBLE_NEWER_VERSION=a,b         newer_version (list)      upstream answers 412 (``requires a
+                                                                  newer version of Ollama``)
+OLLAMA_DOUBLE_DROP_AFTER_BYTES=N        drop_after_bytes (int)    a pull stops after N blob bytes:
+                                                                  partial file stays, the HTTP
+                                                                  response is cut (no final chunk)
+OLLAMA_DOUBLE_DROP_TIMES=n              drop_times (int)          how many pulls the drop hits
+                                                                  (default 1; 0 = every pull)
+OLLAMA_DOUBLE_DROP_MODE=cut|error       drop_mode                 ``error`` ends the stream with
+                                                                  ``max retries exceeded: ...`` instead
+OLLAMA_DOUBLE_RATE=BYTES_PER_SEC        rate (int, 0 = no limit)  throttles blob transfer
+OLLAMA_DOUBLE_DISK_FULL_AFTER_BYTES=N   disk_full_after_bytes     the store has room for N more blob
+                                        (int, 0 = no limit)       bytes in each pull: the pull ends
+                                                                  with ``write <store>/blobs/sha256-
+                                                                  <hex>-partial: no space left on
+                                                                  device`` (ENOSPC aborts the pull);
+                                                                  the partial stays
+OLLAMA_DOUBLE_CORRUPT=a,b               corrupt (list)            upstream serves a damaged model
+                                                                  layer -> ``digest mismatch``
+OLLAMA_DOUBLE_FINAL_PROGRESS=0          final_progress (bool)     fresh layers get no closing
+                                                                  completed==total line (as real
+                                                                  Ollama may do); default 1
+OLLAMA_DOUBLE_LOAD_SECONDS=S            load_seconds (float)      time a model load takes
+OLLAMA_DOUBLE_REVISIONS=m=2,n=3         (POST /_double/upstream)  upstream revision per model
+OLLAMA_DOUBLE_EXTRA=name=like,...       (POST /_double/upstream)  extra upstream names copying the
+                                                                  shape of a catalog model
+======================================  ========================  ===================================
 
 Control endpoints:
 
@@ -609,6 +615,7 @@ def canonical(text: str) -> str:
 DEFAULT_FAULTS = {
     "gpu": "cpu", "unreachable": False, "unknown": [], "newer_version": [], "drop_after_bytes": 0,
     "drop_times": 1, "drop_mode": "cut", "rate": 0, "corrupt": [], "final_progress": True, "load_seconds": 0.0,
+    "disk_full_after_bytes": 0,
 }
 LIST_KNOBS = ("unknown", "newer_version", "corrupt")
 
@@ -626,6 +633,7 @@ def faults_from_env() -> dict:
     faults["rate"] = _env_number("OLLAMA_DOUBLE_RATE", 0)
     faults["final_progress"] = _env_flag("OLLAMA_DOUBLE_FINAL_PROGRESS", True)
     faults["load_seconds"] = _env_number("OLLAMA_DOUBLE_LOAD_SECONDS", 0.0, float)
+    faults["disk_full_after_bytes"] = _env_number("OLLAMA_DOUBLE_DISK_FULL_AFTER_BYTES", 0)
     return faults
 
 
@@ -1576,6 +1584,7 @@ class Pull:
         self.client_gone = False
         self.transferred = 0
         self.drop_after = 0
+        self.disk_room = 0
 
     def emit(self, obj: dict) -> None:
         self.last = obj
@@ -1609,6 +1618,7 @@ class Pull:
         manifest = json.loads(manifest_bytes.decode("utf-8"))
         digests = layer_digests(manifest)
         self.drop_after = upstream.take_drop()
+        self.disk_room = upstream.fault("disk_full_after_bytes")
         cached = {}
         for digest in digests:
             cached[digest] = self._download(digest, blobs[digest])
@@ -1668,6 +1678,7 @@ class Pull:
             last_line = started
             sent = 0
             cut = False
+            disk_full = False
             with open(partial, "r+b" if offset else "wb") as handle:
                 handle.seek(offset)
                 handle.truncate()
@@ -1678,6 +1689,12 @@ class Pull:
                         room = self.drop_after - self.transferred
                         if room <= 0:
                             cut = True
+                            break
+                        size = min(size, room)
+                    if self.disk_room:
+                        room = self.disk_room - self.transferred
+                        if room <= 0:
+                            disk_full = True
                             break
                         size = min(size, room)
                     handle.write(data[position:position + size])
@@ -1696,6 +1713,9 @@ class Pull:
                         self._progress(digest, total, position)
             with open(final + "-partial-0", "w", encoding="utf-8") as meta:
                 json.dump({"N": 0, "Offset": 0, "Size": total, "Completed": position}, meta)
+            if disk_full:
+                # the write that failed is the partial's: Ollama names that file in its error
+                raise ApiError(500, "write %s: no space left on device" % partial)
             if cut:
                 if upstream.fault("drop_mode") == "error":
                     raise ApiError(500, "max retries exceeded: unexpected EOF")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 
 from ansible.parsing.dataloader import DataLoader
 from ansible.playbook.play_context import PlayContext
@@ -175,3 +176,66 @@ def action_maker(plugin, module_name, task_vars, module_output, fake, host_class
         action._low_level_execute_command = host
         return action, module, host
     return make
+
+
+class AsyncModuleOnTheHost(ModuleOnTheHost):
+    """ModuleOnTheHost that also plays async_wrapper and async_status as ``_execute_module`` returns them.
+
+    A ``wrap_async`` call forks a process that runs the module, as async_wrapper does, and
+    answers at once with the job: ``started``, ``ansible_job_id``, ``results_file`` (a job file
+    in ``directory`` that holds ``{"started": true, "finished": false}`` until the module's
+    result replaces it). An ``ansible.legacy.async_status`` call answers from that file as the
+    module does: ``finished`` false while it runs, then the module's result with ``finished``
+    and ``ansible_job_id`` added. ``results`` holds each finished job's result as the module printed it.
+    """
+
+    ASYNC_STATUS = 'ansible.legacy.async_status'
+
+    def __init__(self, task, module_output, directory):
+        super().__init__(task, module_output)
+        self.directory = directory
+        self.polls = []
+        self.results = {}
+        self.children = {}
+
+    def __call__(self, module_name=None, module_args=None, task_vars=None, wrap_async=False):
+        if module_name == self.ASYNC_STATUS:
+            return self.status(module_args)
+        if not wrap_async:
+            return super().__call__(module_name, module_args, task_vars, wrap_async)
+        self.calls.append(dict(module_name=module_name, module_args=copy.deepcopy(module_args), wrap_async=wrap_async))
+        jid = 'j%d.%d' % (len(self.calls), os.getpid())
+        job = self.directory / jid
+        job.write_text(json.dumps({'started': True, 'finished': False, 'ansible_job_id': jid}), encoding='utf-8')
+        pid = os.fork()
+        if pid == 0:  # the job: the module's result replaces the job file, as async_wrapper's jwrite does
+            try:
+                result = self.module_output(module_args, check_mode=self.task.check_mode, diff=self.task.diff)
+                (self.directory / (jid + '.tmp')).write_text(json.dumps(result), encoding='utf-8')
+                os.replace(self.directory / (jid + '.tmp'), job)
+            finally:
+                os._exit(0)  # pylint: disable=protected-access
+        self.children[jid] = pid
+        return {'failed': False, 'started': True, 'finished': False, 'ansible_job_id': jid, 'results_file': str(job),
+                '_ansible_parsed': True}
+
+    def status(self, module_args):
+        self.polls.append(copy.deepcopy(module_args))
+        jid = module_args['jid']
+        job = self.directory / jid
+        assert module_args['_async_dir'] == str(self.directory), module_args
+        if not job.exists():
+            return {'failed': True, 'msg': 'could not find job', 'ansible_job_id': jid, 'started': True, 'finished': True,
+                    '_ansible_parsed': True}
+        data = json.loads(job.read_text(encoding='utf-8'))
+        if 'started' in data:
+            return dict(data, _ansible_parsed=True)
+        self.results[jid] = copy.deepcopy(data)
+        self.reap(jid)
+        return dict(data, finished=True, ansible_job_id=jid, _ansible_parsed=True)
+
+    def reap(self, jid=None):
+        """Wait for the process of job ``jid`` (which has written its result), or of every job (at a test's end)."""
+        for job in [jid] if jid else list(self.children):
+            if job in self.children:
+                os.waitpid(self.children.pop(job), 0)
