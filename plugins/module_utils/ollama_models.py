@@ -630,9 +630,24 @@ class ModelTask:
         self.deadline = clock() + params['timeout']
         self.progress = PullProgress(params.get('progress_file'), warn=self.warn)
         self.changed = False
+        # Steps whose pull finished: a later failure must still report the change they made.
+        self.pulled = []
 
     def fail(self, msg, **extra):
-        raise TaskFailed(msg, changed=self.changed, **extra)
+        raise TaskFailed(msg, changed=self.changed or self._pulls_changed_something(), **extra)
+
+    def _pulls_changed_something(self):
+        """Whether a finished pull added a model or moved its digest, for a task that fails later on."""
+        if any(not step.before for step in self.pulled):
+            return True
+        if not self.pulled:
+            return False
+        try:
+            index = installed_index(self.client.tags())
+        except OllamaError:
+            return True  # cannot tell: a pull that finished may have changed the model, say so
+        return any((index.get(step.desired.name.key) or {}).get('digest') != step.before.get('digest')
+                   for step in self.pulled)
 
     def run(self, desired):
         """The result dict; raises TaskFailed with the message and the failure's details."""
@@ -646,7 +661,7 @@ class ModelTask:
         if self.check_mode:
             entries, installed = check_mode_result(steps, prune_names, tags_before, ps_before)
         else:
-            entries, installed = self._apply(steps, prune_names, tags_before, ps_before)
+            entries, installed, prune_names = self._apply(steps, prune_names, tags_before, ps_before)
         for warning in residency_warnings(entries, self.params['expect_gpu']):
             self.warn(warning)
         return assemble_result(entries, prune_names, tags_before, installed, self.diff_mode)
@@ -670,22 +685,28 @@ class ModelTask:
     def _apply(self, steps, prune_names, tags_before, ps_before):
         attempts = {}
         acted = False
+        gone_already = set()
         for step in steps:
             if step.action == 'remove':
-                acted = self._delete(step.before['name']) or acted
+                if self._delete(step.before['name']):
+                    acted = True
+                else:
+                    gone_already.add(id(step))
         for step in steps:
             if step.action == 'pull':
                 attempts[id(step)] = self._pull(step)
+                self.pulled.append(step)
                 acted = True
-        for name in prune_names:
-            acted = self._delete(name) or acted
+        # Only what was really deleted: a model gone since /api/tags was read is no change of ours.
+        pruned = [name for name in prune_names if self._delete(name)]
+        acted = acted or bool(pruned)
         tags_after = self._tags_after() if acted else tags_before
         after_index = installed_index(tags_after)
         rows = []
         loads = []
         for step in steps:
             after = after_index.get(step.desired.name.key)
-            action = self._outcome(step, after)
+            action = 'absent' if id(step) in gone_already else self._outcome(step, after)
             preload = None
             if step.desired.preload:
                 if not after:
@@ -703,7 +724,7 @@ class ModelTask:
         entries = [model_entry(step, action, after, ps_after, preload, count)
                    for step, action, after, preload, count in rows]
         installed = [_installed_view(entry) for entry in after_index.values()]
-        return entries, installed
+        return entries, installed, pruned
 
     def _outcome(self, step, after):
         """The result's action for a step that was applied; a pull is a change only when the digest moved."""

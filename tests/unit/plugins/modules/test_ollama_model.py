@@ -23,6 +23,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils.ollama_models imp
     argument_spec,
     converged_result,
 )
+from ansible_collections.ragops.gpu_stack.plugins.module_utils import ollama_api
 from ansible_collections.ragops.gpu_stack.plugins.modules import ollama_model
 from ansible_collections.ragops.gpu_stack.tests.unit.module_runner import free_port, run_module
 from ansible_collections.ragops.gpu_stack.tests.unit.world.conftest import spawn_double
@@ -225,6 +226,31 @@ def test_prune_removes_the_models_not_listed(double):
     assert list(tags(double)) == ['nomic-embed-text:latest']
     again, warnings = run(double, models=['nomic-embed-text'], prune=True)
     assert not again['changed'] and again['removed'] == []
+
+
+def test_a_failure_after_a_finished_pull_still_reports_the_change(double):
+    double.faults(unknown=['mxbai-embed-large'])
+    result, warnings = run(double, models=['all-minilm', 'mxbai-embed-large'])
+    assert result['failed'] and 'mxbai-embed-large' in result['msg']
+    assert result['changed']  # all-minilm was pulled before the second model failed
+    assert list(tags(double)) == ['all-minilm:latest']
+
+
+def test_a_model_gone_between_the_read_and_the_delete_is_no_change(double, monkeypatch):
+    run(double, models=['all-minilm', 'qwen2.5:0.5b'])
+    real_delete = ollama_api.OllamaClient.delete
+
+    def delete_twice(client, name):
+        real_delete(client, name)  # someone else removed it first
+        return real_delete(client, name)
+
+    monkeypatch.setattr(ollama_api.OllamaClient, 'delete', delete_twice)
+    pruned, warnings = run(double, models=['all-minilm'], prune=True)
+    assert pruned.get('msg') is None and pruned['removed'] == [] and not pruned['changed']
+    run(double, models=['qwen2.5:0.5b'])
+    absent, warnings = run(double, models=['all-minilm', {'name': 'qwen2.5:0.5b', 'state': 'absent'}])
+    assert absent.get('msg') is None and not absent['changed']
+    assert [m['action'] for m in absent['models']] == ['present', 'absent']
 
 
 def test_check_mode_predicts_and_changes_nothing_on_disk(double):
