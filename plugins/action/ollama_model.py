@@ -14,8 +14,8 @@ runs the module on the host and returns its result untouched.
 
 A module that may pull (not check mode, a model to be present or latest, no ``async`` on the
 task) runs under Ansible's async_wrapper with a progress file that the module rewrites; the
-plugin polls async_status and shows that file's lines on the controller at least every 10 s
-until the module ends. A connection or host that cannot run it so runs it plainly.
+plugin reads the job file and that file (one command a poll) and shows its lines on the
+controller at least every 10 s until the module ends. A connection or host that cannot run it so runs it plainly.
 """
 
 from __future__ import annotations
@@ -43,10 +43,14 @@ from ansible_collections.ragops.gpu_stack.plugins.plugin_utils.host_read import 
 display = Display()
 
 MODULE_NAME = 'ragops.gpu_stack.ollama_model'
-ASYNC_STATUS = 'ansible.legacy.async_status'
+# Between the job file and the progress file in one poll's output.
+SEPARATOR = '--- ragops ollama_model progress ---'
 
-# Seconds between two async_status polls, and about the least time between two reports.
+# Seconds between two polls of the job, and about the least time between two reports.
 POLL_EVERY = 2
+# The first poll comes sooner: a pull of a small model, or a failure the module finds at once
+# (an unknown model, Ollama not answering), is over well within a second.
+FIRST_POLL = 0.5
 # Each report is shown when its poll ends, and polls take their own time: two may end this much
 # closer than POLL_EVERY.
 POLL_SLACK = 0.5
@@ -71,6 +75,27 @@ def read_api(run_on_host, request):
     if request['ps'] and (not isinstance(answer['ps'], dict) or not isinstance(answer['ps'].get('models'), list)):
         raise HostError('the script on the host printed an answer of another shape')
     return answer['tags'], (answer['ps'] if request['ps'] else None)
+
+
+def job_status(text):
+    """The job file's state as async_wrapper left it: None while the module runs, else its result.
+
+    async_wrapper writes ``{"started": 1, "finished": 0, ...}`` when the job starts and replaces
+    the file (a write to a temporary file and a rename) with the module's result when it ends,
+    so the file is whole whenever it is read. An empty or missing file is a job still starting.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {'failed': True, 'msg': '%s: the job file holds no JSON result' % MODULE_NAME}
+    if not isinstance(data, dict):
+        return {'failed': True, 'msg': '%s: the job file holds no JSON result' % MODULE_NAME}
+    if 'started' in data and not data.get('finished'):
+        return None
+    return data
 
 
 def progress_lines(text):
@@ -174,47 +199,46 @@ class ActionModule(host_read.HostReadAction):
             return super()._run_module(params, task_vars, False)
 
         results_file = job.get('results_file')
-        if isinstance(results_file, str) and results_file:
-            async_dir = posixpath.dirname(results_file)
-        else:
+        if not (isinstance(results_file, str) and results_file):
             async_dir = self._remote_expand_user(self.get_shell_option('async_dir', default='~/.ansible_async'))
             results_file = posixpath.join(async_dir, job['ansible_job_id'])
         try:
-            status = self._watch(job['ansible_job_id'], async_dir, progress_file, limit, task_vars, started)
+            status = self._watch(job['ansible_job_id'], results_file, progress_file, limit, task_vars, started)
         finally:
             self._low_level_execute_command('rm -f -- %s %s' % (shlex.quote(progress_file), shlex.quote(results_file)),
                                             sudoable=True)
         return status
 
-    def _watch(self, jid, async_dir, progress_file, limit, task_vars, started):
-        """Poll async_status every POLL_EVERY seconds until the job ends; its result without the async keys."""
+    def _watch(self, jid, results_file, progress_file, limit, task_vars, started):
+        """Read the job file and the progress file every POLL_EVERY seconds until the job ends; its result.
+
+        One command a poll reads both files (async_status would cost a module run each time, and
+        the job file is async_wrapper's documented product: the module's result when it ends).
+        """
         report = ProgressReport(task_vars.get('inventory_hostname', 'localhost'), started)
-        next_poll = started
+        next_poll = started - POLL_EVERY + FIRST_POLL
+        read_both = 'cat -- %s 2>/dev/null; echo; echo %s; cat -- %s 2>/dev/null; true' % (
+            shlex.quote(results_file), shlex.quote(SEPARATOR), shlex.quote(progress_file))
         while True:
             # Polls on a POLL_EVERY grid, later (never closer) when one takes longer than that.
             next_poll = max(next_poll + POLL_EVERY, time.monotonic())
             time.sleep(max(0.0, next_poll - time.monotonic()))
             began = time.monotonic()
-            try:
-                status = self._execute_module(module_name=ASYNC_STATUS, module_args=dict(jid=jid, _async_dir=async_dir),
-                                              task_vars=task_vars)
-            except Exception as exc:  # pylint: disable=broad-exception-caught
-                # A poll can fail on a bouncing connection, as the task executor's own polls can; the job runs on.
-                display.vvv('%s: polling job %s failed (%s); polling again' % (MODULE_NAME, jid, exc))
-                status = {}
-            self._remove_tmp_path(None)  # a poll without pipelining leaves a tmp dir
-            if status.get('finished') or (status.get('failed') and status.get('_ansible_parsed')):
+            answer = self._low_level_execute_command(read_both, sudoable=True)
+            job_text, found, progress_text = answer.get('stdout', '').partition(SEPARATOR)
+            status = job_status(job_text) if answer.get('rc') == 0 and found else None
+            if status is not None:
                 break
             if time.monotonic() - started > limit + REPORT_EVERY:
                 return dict(failed=True, msg='%s did not finish within %d s (its timeout %d s and a %d s margin); job %s'
                             % (MODULE_NAME, limit, limit - ASYNC_MARGIN, ASYNC_MARGIN, jid))
-            answer = self._low_level_execute_command('cat -- %s' % shlex.quote(progress_file), sudoable=True)
-            lines = progress_lines(answer.get('stdout', '')) if answer.get('rc') == 0 else None
+            lines = progress_lines(progress_text) if found else None
             now = time.monotonic()
             # The next poll ends one poll's time after its start on the grid, as far as this one tells.
             for message in report.update(lines, now, max(next_poll + POLL_EVERY, now) + (now - began)):
                 display.display(message)
-        result = dict(status)
+        # As _execute_module's own parse of a module's output marks it.
+        result = dict(status, _ansible_parsed=True)
         for key in ASYNC_KEYS:
             result.pop(key, None)
         if not result.get('failed'):

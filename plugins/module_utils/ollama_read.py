@@ -6,8 +6,9 @@
 This file imports nothing but the standard library and nothing from Ansible, so that it runs on
 its own: the action plugin sends its source to ``python3 -`` on the host with one more line,
 ``host_read(json.loads(<request>))``, and reads the one JSON line host_read prints. It only
-reads; the module's own client (ollama_api.py) does everything else. The host's Python may have
-no ``requests``, so this is urllib, and only for these two GETs.
+reads; the module's own client (ollama_api.py) does everything else. It is the one exception to
+"one Ollama client", and a deliberate one: the host's Python may have no ``requests``, and this
+runs outside Ansible's module machinery, so it is urllib, and only for these two GETs.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ def get_json(api_url, path, timeout):
     """The parsed JSON body of GET ``api_url`` + ``path``; raises on anything but HTTP 200 with JSON."""
     url = api_url.rstrip('/') + path
     request = urllib.request.Request(url, headers={'Accept': 'application/json'})
-    # The environment's proxies apply, as they do to the module's own requests.
-    with urllib.request.build_opener().open(request, timeout=timeout) as response:
+    # No proxy, as the module's own client (trust_env=False): a proxy set for the internet must
+    # never carry a request meant for the host's own Ollama.
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=timeout) as response:
         if response.status != 200:
             raise ValueError('GET %s answered HTTP %s' % (path, response.status))
         return json.loads(response.read().decode('utf-8'))

@@ -184,9 +184,10 @@ class AsyncModuleOnTheHost(ModuleOnTheHost):
     A ``wrap_async`` call forks a process that runs the module, as async_wrapper does, and
     answers at once with the job: ``started``, ``ansible_job_id``, ``results_file`` (a job file
     in ``directory`` that holds ``{"started": true, "finished": false}`` until the module's
-    result replaces it). An ``ansible.legacy.async_status`` call answers from that file as the
-    module does: ``finished`` false while it runs, then the module's result with ``finished``
-    and ``ansible_job_id`` added. ``results`` holds each finished job's result as the module printed it.
+    result replaces it, by a rename, as async_wrapper's jwrite does). An
+    ``ansible.legacy.async_status`` call answers from that file as the module does: ``finished``
+    false while it runs, then the module's result with ``finished`` and ``ansible_job_id`` added.
+    ``results`` holds each finished job's result as the module printed it.
     """
 
     ASYNC_STATUS = 'ansible.legacy.async_status'
@@ -194,9 +195,17 @@ class AsyncModuleOnTheHost(ModuleOnTheHost):
     def __init__(self, task, module_output, directory):
         super().__init__(task, module_output)
         self.directory = directory
+        self.printed_dir = directory.parent / (directory.name + '-printed')
         self.polls = []
-        self.results = {}
         self.children = {}
+
+    @property
+    def results(self):
+        """{job id: the module's result as it printed it} of every finished job (their processes reaped)."""
+        self.reap()
+        if not self.printed_dir.is_dir():
+            return {}
+        return {path.name: json.loads(path.read_text(encoding='utf-8')) for path in self.printed_dir.iterdir()}
 
     def __call__(self, module_name=None, module_args=None, task_vars=None, wrap_async=False):
         if module_name == self.ASYNC_STATUS:
@@ -211,6 +220,9 @@ class AsyncModuleOnTheHost(ModuleOnTheHost):
         if pid == 0:  # the job: the module's result replaces the job file, as async_wrapper's jwrite does
             try:
                 result = self.module_output(module_args, check_mode=self.task.check_mode, diff=self.task.diff)
+                # What the module printed, kept beside the job directory for the test to compare with.
+                self.printed_dir.mkdir(exist_ok=True)
+                (self.printed_dir / jid).write_text(json.dumps(result), encoding='utf-8')
                 (self.directory / (jid + '.tmp')).write_text(json.dumps(result), encoding='utf-8')
                 os.replace(self.directory / (jid + '.tmp'), job)
             finally:
@@ -230,7 +242,6 @@ class AsyncModuleOnTheHost(ModuleOnTheHost):
         data = json.loads(job.read_text(encoding='utf-8'))
         if 'started' in data:
             return dict(data, _ansible_parsed=True)
-        self.results[jid] = copy.deepcopy(data)
         self.reap(jid)
         return dict(data, finished=True, ansible_job_id=jid, _ansible_parsed=True)
 
