@@ -95,6 +95,8 @@ options:
   stall_timeout:
     description:
       - Seconds without a line from the pull stream after which the pull counts as stalled and is issued again.
+      - Ollama sends nothing while it checks the sha256 of the blobs it has just downloaded (about a second per GB
+        on a fast disk), so for models of tens of GB give more than that check takes.
     type: int
     default: 60
   retries:

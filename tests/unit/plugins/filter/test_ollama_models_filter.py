@@ -93,7 +93,9 @@ def test_the_filters_work_in_a_playbook_and_have_docs(pulled, tmp_path):
         blobs: "{{ lookup('ansible.builtin.file', cache ~ '/' ~ ('all-minilm' | ragops.gpu_stack.ollama_manifest_path), rstrip=false)
                    | ragops.gpu_stack.ollama_manifest_blobs }}"
 """ % pulled, encoding='utf-8')
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, '.cache', 'collections'), ANSIBLE_NOCOLOR='1')
+    # The output's shape is this test's own, whatever ansible.cfg the suite exports.
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO, '.cache', 'collections'), ANSIBLE_NOCOLOR='1',
+               ANSIBLE_CALLBACK_RESULT_FORMAT='json')
     bin_dir = os.path.dirname(sys.executable)
     out = subprocess.run([os.path.join(bin_dir, 'ansible-playbook'), str(playbook)], env=env, capture_output=True,
                          text=True, check=False, cwd=str(tmp_path))
