@@ -255,6 +255,21 @@ def test_disk_full_knob_from_the_environment(start_double):
     assert double.pull_lines("all-minilm")[-1]["error"].endswith("-partial: no space left on device")
 
 
+def test_stall_goes_silent_once_then_the_pull_goes_on(double, start_double):
+    double.faults(stall_after_bytes=100_000, stall_seconds=2)
+    started = time.monotonic()
+    lines = double.pull_lines("qwen2.5:0.5b")
+    assert lines[-1] == {"status": "success"} and time.monotonic() - started >= 2
+    assert double.get("/_double/faults").json()["stall_after_bytes"] == 100_000
+    double.delete("qwen2.5:0.5b")
+    started = time.monotonic()
+    double.pull_lines("qwen2.5:0.5b")  # once per setting: the second pull is not held up
+    assert time.monotonic() - started < 2
+    from_env = start_double(env={"OLLAMA_DOUBLE_STALL_AFTER_BYTES": "5000", "OLLAMA_DOUBLE_STALL_SECONDS": "0.5"})
+    faults = from_env.get("/_double/faults").json()
+    assert faults["stall_after_bytes"] == 5000 and faults["stall_seconds"] == 0.5
+
+
 def test_official_client_sees_a_cut_pull_as_an_error(double):
     double.faults(drop_after_bytes=100_000)
     client = ollama.Client(host=double.url)

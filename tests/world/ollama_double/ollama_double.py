@@ -61,6 +61,13 @@ OLLAMA_DOUBLE_DROP_TIMES=n              drop_times (int)          how many pulls
 OLLAMA_DOUBLE_DROP_MODE=cut|error       drop_mode                 ``error`` ends the stream with
                                                                   ``max retries exceeded: ...`` instead
 OLLAMA_DOUBLE_RATE=BYTES_PER_SEC        rate (int, 0 = no limit)  throttles blob transfer
+OLLAMA_DOUBLE_STALL_AFTER_BYTES=N       stall_after_bytes (int)   the next pull goes silent after N
+                                                                  blob bytes for stall_seconds, then
+                                                                  goes on (once per setting); a client
+                                                                  that left meanwhile does not stop
+                                                                  the blob, and a second pull of it
+                                                                  waits for that one download
+OLLAMA_DOUBLE_STALL_SECONDS=S           stall_seconds (float)     how long the stall lasts (default 10)
 OLLAMA_DOUBLE_DISK_FULL_AFTER_BYTES=N   disk_full_after_bytes     the store has room for N more blob
                                         (int, 0 = no limit)       bytes in each pull: the pull ends
                                                                   with ``write <store>/blobs/sha256-
@@ -615,7 +622,7 @@ def canonical(text: str) -> str:
 DEFAULT_FAULTS = {
     "gpu": "cpu", "unreachable": False, "unknown": [], "newer_version": [], "drop_after_bytes": 0,
     "drop_times": 1, "drop_mode": "cut", "rate": 0, "corrupt": [], "final_progress": True, "load_seconds": 0.0,
-    "disk_full_after_bytes": 0,
+    "disk_full_after_bytes": 0, "stall_after_bytes": 0, "stall_seconds": 10.0,
 }
 LIST_KNOBS = ("unknown", "newer_version", "corrupt")
 
@@ -634,6 +641,8 @@ def faults_from_env() -> dict:
     faults["final_progress"] = _env_flag("OLLAMA_DOUBLE_FINAL_PROGRESS", True)
     faults["load_seconds"] = _env_number("OLLAMA_DOUBLE_LOAD_SECONDS", 0.0, float)
     faults["disk_full_after_bytes"] = _env_number("OLLAMA_DOUBLE_DISK_FULL_AFTER_BYTES", 0)
+    faults["stall_after_bytes"] = _env_number("OLLAMA_DOUBLE_STALL_AFTER_BYTES", 0)
+    faults["stall_seconds"] = _env_number("OLLAMA_DOUBLE_STALL_SECONDS", 10.0, float)
     return faults
 
 
@@ -646,6 +655,7 @@ class Upstream:
         self.revisions = {canonical(k): int(v) for k, v in _env_pairs("OLLAMA_DOUBLE_REVISIONS").items() if v.isdigit()}
         self.extra = {canonical(k): canonical(v) for k, v in _env_pairs("OLLAMA_DOUBLE_EXTRA").items()}
         self.drops_done = 0
+        self.stall_done = False
         self.stats = self._zero_stats()
 
     @staticmethod
@@ -658,6 +668,7 @@ class Upstream:
             self.revisions = {}
             self.extra = {}
             self.drops_done = 0
+            self.stall_done = False
             self.stats = self._zero_stats()
 
     def count(self, model: str, field: str, amount: int = 1) -> None:
@@ -685,6 +696,8 @@ class Upstream:
                 self.faults[key] = value
                 if key in ("drop_after_bytes", "drop_times"):
                     self.drops_done = 0
+                if key == "stall_after_bytes":
+                    self.stall_done = False
             return dict(self.faults)
 
     def fault(self, key: str):
@@ -745,6 +758,15 @@ class Upstream:
                 return 0
             self.drops_done += 1
             return limit
+
+    def take_stall(self):
+        """(bytes after which this pull goes silent, seconds), or (0, 0); the stall fires once per setting."""
+        with self.lock:
+            limit = self.faults["stall_after_bytes"]
+            if limit <= 0 or self.stall_done:
+                return 0, 0.0
+            self.stall_done = True
+            return limit, self.faults["stall_seconds"]
 
 
 # ---------------------------------------------------------------- the model store on disk
@@ -1584,6 +1606,8 @@ class Pull:
         self.client_gone = False
         self.transferred = 0
         self.drop_after = 0
+        self.stall_after = 0
+        self.stall_seconds = 0.0
         self.disk_room = 0
 
     def emit(self, obj: dict) -> None:
@@ -1618,6 +1642,7 @@ class Pull:
         manifest = json.loads(manifest_bytes.decode("utf-8"))
         digests = layer_digests(manifest)
         self.drop_after = upstream.take_drop()
+        self.stall_after, self.stall_seconds = upstream.take_stall()
         self.disk_room = upstream.fault("disk_full_after_bytes")
         cached = {}
         for digest in digests:
@@ -1685,6 +1710,9 @@ class Pull:
                 position = offset
                 while position < total:
                     size = min(chunk, total - position)
+                    if self.stall_after and self.transferred >= self.stall_after:
+                        self.stall_after = 0
+                        time.sleep(self.stall_seconds)  # silent: no byte, no progress line
                     if self.drop_after:
                         room = self.drop_after - self.transferred
                         if room <= 0:

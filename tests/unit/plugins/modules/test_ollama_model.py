@@ -228,6 +228,21 @@ def test_prune_removes_the_models_not_listed(double):
     assert not again['changed'] and again['removed'] == []
 
 
+def test_a_stalled_pull_is_issued_again_and_keeps_what_was_fetched(double):
+    # The double goes silent for 4 s after 100 kB; the module waits 1 s for a line, then issues the
+    # pull again, which waits for the stalled download of that blob and takes it over (as Ollama's
+    # two pulls of one digest share one download): nothing is fetched twice.
+    double.faults(stall_after_bytes=100_000, stall_seconds=4)
+    started = time.monotonic()
+    result, warnings = run(double, name='qwen2.5:0.5b', stall_timeout=1, retries=6)
+    (model,) = result['models']
+    assert result.get('msg') is None and model['action'] == 'pulled' and warnings == []
+    assert model['attempts'] >= 2 and time.monotonic() - started >= 4
+    size = sum(blob_sizes(manifest(double, 'qwen2.5', '0.5b')).values())
+    assert double.stats()['bytes_transferred'] == size
+    assert double.stats()['manifest_requests'] == model['attempts']
+
+
 def test_a_failure_after_a_finished_pull_still_reports_the_change(double):
     double.faults(unknown=['mxbai-embed-large'])
     result, warnings = run(double, models=['all-minilm', 'mxbai-embed-large'])
