@@ -9,8 +9,6 @@ read by model_name and manifests by model_store, the same code the modules use o
 
 from __future__ import annotations
 
-import os
-
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.ragops.gpu_stack.plugins.module_utils import model_store
@@ -40,13 +38,14 @@ def ollama_missing_blobs(blobs, store):
         raise AnsibleFilterError('ollama_missing_blobs: the store is a directory path, not %r' % (store,))
     missing = []
     for blob in blobs or []:
-        if not isinstance(blob, dict) or 'path' not in blob or 'size' not in blob:
+        if not isinstance(blob, dict) or not {'digest', 'path', 'size'} <= set(blob):
             raise AnsibleFilterError('ollama_missing_blobs: %r is not a blob of ollama_manifest_blobs' % (blob,))
         try:
-            size = os.stat(os.path.join(store, blob['path'])).st_size
-        except OSError:
-            size = None
-        if size != blob['size']:
+            # The hosts' own check of a blob before it is registered, without the hash.
+            problem = model_store.blob_problem(store, blob, verify=False)
+        except model_store.ModelStoreError as exc:
+            raise AnsibleFilterError('ollama_missing_blobs: %s' % exc) from None
+        if problem is not None:
             missing.append(blob)
     return missing
 
