@@ -68,6 +68,6 @@ class ActionModule(host_read.HostReadAction):
         result['gpu'] = gpu
         if gpu['cpu_fallback_reason']:
             # The module's own warning on every run that falls back to the CPU.
-            result['warnings'] = ['gpu: auto: %s' % gpu['cpu_fallback_reason']]
+            result['warnings'] = ['gpu: %s: %s' % (gpu['requested'], gpu['cpu_fallback_reason'])]
         result['changed'] = False
         return result

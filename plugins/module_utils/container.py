@@ -36,6 +36,7 @@ from ansible_collections.ragops.gpu_stack.plugins.module_utils.docker_client imp
     NotFound,
     api_error_text,
 )
+from ansible_collections.ragops.gpu_stack.plugins.module_utils.gpu import docker_gpu_runtime_problem, ollama_outlook
 
 LABEL_PREFIX = 'org.ragops.gpu_stack.'
 MANAGED_FIELDS = (
@@ -294,29 +295,13 @@ def _gpus_value(gpus):
     raise InputError('gpus: %r must be all, a number of GPUs or a list of GPU ids/UUIDs' % (gpus,))
 
 
-def _nvidia_runtime_reason(facts):
-    """None when Docker can hand NVIDIA GPUs to a container, else why not."""
-    container = facts.get('container') or {}
-    runtimes = (container.get('daemon_json') or {}).get('runtimes') or {}
-    ctk = (container.get('nvidia_ctk') or {}).get('path')
-    cdi = [d for d in (container.get('cdi') or {}).get('devices') or [] if d.startswith('nvidia.com/gpu=')]
-    if 'nvidia' in runtimes or ctk or cdi:
-        return None
-    return ('NVIDIA GPU(s) found but Docker has no GPU runtime (no nvidia runtime in daemon.json, no nvidia-ctk, '
-            'no nvidia.com/gpu CDI spec): install the NVIDIA Container Toolkit')
-
-
-def _amd_runtime_reason(facts):
-    amd = facts.get('amd') or {}
-    if not (amd.get('kfd') or {}).get('exists'):
-        return 'AMD GPU(s) found but /dev/kfd is missing: the amdgpu driver with KFD is not loaded'
-    if not [n for n in amd.get('render_nodes') or [] if n.get('exists')]:
-        return 'AMD GPU(s) found but no /dev/dri/renderD* node exists'
-    return None
-
-
 def choose_gpu(gpu, facts):
-    """(vendor, cpu_fallback_reason) for the gpu option and the host's ragops_gpu facts."""
+    """(vendor, cpu_fallback_reason) for the gpu option and the host's ragops_gpu facts.
+
+    gpu: auto follows gpu.py's ollama_outlook (the one rule gpu_facts reports too); a vendor asked
+    for is refused only when the host plainly lacks it. Whether Ollama will then use the GPU is
+    ollama_spec's question (the outlook again, with the GPUs and environment the container gets).
+    """
     facts = facts or {}
     if gpu == 'none':
         return 'none', None
@@ -328,7 +313,7 @@ def choose_gpu(gpu, facts):
         return 'nvidia', None
     if gpu == 'amd':
         if facts:
-            reason = _amd_runtime_reason(facts)
+            reason = docker_gpu_runtime_problem('amd', facts)
             if reason:
                 raise InputError('gpu: amd was asked for but %s' % reason[reason.index('but ') + 4:])
         return 'amd', None
@@ -337,16 +322,10 @@ def choose_gpu(gpu, facts):
     vendor = facts.get('gpu_vendor')
     if vendor not in ('nvidia', 'amd', 'none', None):
         raise InputError('gpu: auto found GPU vendor %r, which this module does not know; set gpu: none or gpu_facts' % vendor)
-    if vendor in (None, 'none'):
-        return 'none', 'no GPU found on this host (gpu_vendor none): running Ollama on the CPU'
-    if not facts.get('gpu_usable'):
-        return 'none', ('%s GPU(s) on the PCI bus but none usable (driver not loaded?): running Ollama on the CPU'
-                        % vendor.upper() if vendor == 'amd' else 'NVIDIA GPU(s) on the PCI bus but none usable '
-                        '(driver not loaded or nvidia-smi failing): running Ollama on the CPU')
-    reason = _nvidia_runtime_reason(facts) if vendor == 'nvidia' else _amd_runtime_reason(facts)
-    if reason:
-        return 'none', reason + '; running Ollama on the CPU'
-    return vendor, None
+    outlook = ollama_outlook(facts)
+    if outlook['vendor'] == 'none':
+        return 'none', outlook['cpu_fallback_reason']
+    return outlook['vendor'], None
 
 
 def engine_major(version):
@@ -435,6 +414,17 @@ def rocm_image(image):
     return '%s:%s' % (repo, 'rocm' if tag in (None, 'latest') else tag + '-rocm')
 
 
+def _selected_gpus(vendor, kind, value, devices):
+    """The GPUs a container gets, as ollama_outlook takes them: None for all, else NVIDIA indexes/UUIDs or AMD nodes."""
+    if vendor == 'amd':
+        return None if '/dev/dri' in devices else [d for d in devices if d != '/dev/kfd']
+    if kind == 'all':
+        return None
+    if kind == 'count':
+        return [str(i) for i in range(value)]  # the runtime hands out the first N GPUs
+    return list(value)
+
+
 def ollama_spec(params, gpu_facts, engine_version=None):
     """Module options + the host's GPU facts -> (spec, gpu report). Raises InputError on bad input."""
     name = container_name(params.get('name') or 'ollama')
@@ -451,7 +441,7 @@ def ollama_spec(params, gpu_facts, engine_version=None):
                          % (params.get('gpus'), fallback or 'gpu: none'))
     spec = dict(name=name, image=image, command=None, device_requests=[], devices=[], group_add=[], shm_size=None,
                 stop_timeout=10)
-    gpu_report = dict(requested=gpu, vendor=vendor, mode=None, devices=[], cpu_fallback_reason=fallback)
+    gpu_report = dict(requested=gpu, vendor=vendor, mode=None, devices=[], inference='cpu', cpu_fallback_reason=fallback)
     env = {}
     if vendor == 'nvidia':
         spec['device_requests'], gpu_report['devices'] = nvidia_devices(gpu_facts or {}, kind, value, mode, engine_version)
@@ -475,6 +465,12 @@ def ollama_spec(params, gpu_facts, engine_version=None):
                          % ('the CPU' if vendor == 'none' else vendor))
     env.update(ollama_env(params, vendor))
     spec['env'] = merge_env(env, params.get('env'))
+    if vendor != 'none':
+        # The GPU is passed either way (the prediction may be wrong, and passing it costs nothing); the
+        # report says what Ollama is expected to do with exactly these GPUs and this environment.
+        outlook = ollama_outlook(gpu_facts, vendor=vendor, selected=_selected_gpus(vendor, kind, value, gpu_report['devices']),
+                                 env=spec['env'])
+        gpu_report.update(inference=outlook['inference'], cpu_fallback_reason=outlook['cpu_fallback_reason'])
     volume = volume_name('volume', params.get('volume') or name)
     spec['mounts'] = [dict(type='volume', source=volume, target='/root/.ollama', read_only=False)]
     spec['volumes'] = [volume]

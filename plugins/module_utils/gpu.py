@@ -69,6 +69,7 @@ HSA_OVERRIDES = {
 NVIDIA_SMI_QUERY_FIELDS = ('index', 'uuid', 'name', 'memory.total', 'compute_cap', 'pci.bus_id', 'mig.mode.current')
 
 CDI_SPEC_DIRS = ('/etc/cdi', '/var/run/cdi')
+KFD_TOPOLOGY = '/sys/class/kfd/kfd/topology/nodes'
 DOCKER_SOCKET = '/var/run/docker.sock'
 DAEMON_JSON = '/etc/docker/daemon.json'
 
@@ -273,6 +274,15 @@ def list_nvidia_device_nodes(root):
     return nodes
 
 
+def nvidia_gpu_nodes(nodes):
+    """The per-GPU nodes (/dev/nvidia0, /dev/nvidia1, ...) among list_nvidia_device_nodes' answer.
+
+    The kernel module creates one for each GPU it drives, so they count GPUs where the PCI tree
+    cannot (a Jetson/Tegra SoC's GPU is no PCI device; a container may see a partial /sys).
+    """
+    return [n for n in nodes or [] if re.match(r'^/dev/nvidia\d+$', n)]
+
+
 def smi_value(value):
     """nvidia-smi's placeholders ('[N/A]', '[Not Supported]', '[Unknown Error]', 'N/A', '') -> None."""
     value = (value or '').strip()
@@ -362,16 +372,17 @@ def classify_nvidia_smi_failure(rc, stdout, stderr):
 def query_nvidia_smi(nvidia_smi, run_command):
     """Ask nvidia-smi for the GPUs. Returns {rc, error, hint, gpus, driver_version}."""
     fields = NVIDIA_SMI_QUERY_FIELDS
-    result = {'rc': None, 'error': None, 'hint': None, 'gpus': []}
+    result = {'rc': None, 'error': None, 'hint': None, 'message': None, 'gpus': []}
     for dummy in range(2):
         argv = [nvidia_smi, '--query-gpu=' + ','.join(fields), '--format=csv,noheader,nounits']
         rc, out, err = _run(run_command, argv)
         result['rc'] = rc
         if rc == 0:
-            result['error'] = result['hint'] = None
+            result['error'] = result['hint'] = result['message'] = None
             result['gpus'] = parse_nvidia_smi_csv(out, fields)
             break
         result['error'], result['hint'] = classify_nvidia_smi_failure(rc, out, err)
+        result['message'] = next((line.strip()[:300] for line in (err + '\n' + out).splitlines() if line.strip()), None)
         if result['error'] == 'invalid_field' and 'compute_cap' in fields:
             fields = tuple(f for f in fields if f != 'compute_cap')
             continue
@@ -443,13 +454,15 @@ def collect_nvidia(root, run_command, which, pci_devices, run_tools=True):
         'nvidia_smi': nvidia_smi,
         'nvidia_smi_rc': None,
         'nvidia_smi_error': None,
+        'nvidia_smi_message': None,
         'gpus': [],
         'pci_devices': pci,
         'device_nodes': list_nvidia_device_nodes(root),
     }
     if nvidia_smi:
         answer = query_nvidia_smi(nvidia_smi, run_command)
-        facts.update(nvidia_smi_rc=answer['rc'], nvidia_smi_error=answer['error'], gpus=answer['gpus'])
+        facts.update(nvidia_smi_rc=answer['rc'], nvidia_smi_error=answer['error'], nvidia_smi_message=answer['message'],
+                     gpus=answer['gpus'])
         if answer['hint'] and (pci or module['loaded'] or answer['error'] not in ('no_devices', 'driver_unreachable')):
             hints.append(answer['hint'])
         if not facts['driver_version'] and answer['rc'] == 0 and answer['gpus']:
@@ -457,19 +470,25 @@ def collect_nvidia(root, run_command, which, pci_devices, run_tools=True):
             facts['driver_version_source'] = 'nvidia_smi' if facts['driver_version'] else None
     elif module['loaded'] and run_tools:
         hints.append('The NVIDIA kernel module%s is loaded but nvidia-smi is not on PATH: GPU names, memory and compute '
-                     'capability are unknown (GPUs are counted from the PCI bus). Install the driver utilities '
-                     '(nvidia-utils / nvidia-driver-cuda).' % (' ' + module['version'] if module['version'] else ''))
+                     'capability are unknown (GPUs are counted from the PCI bus, else from the /dev/nvidia<N> nodes). '
+                     'Install the driver utilities (nvidia-utils / nvidia-driver-cuda).'
+                     % (' ' + module['version'] if module['version'] else ''))
     if pci and not module['loaded']:
         drivers = sorted(set(d['driver'] for d in pci if d['driver']))
         bound = ' (bound: %s)' % ', '.join(drivers) if drivers else ''
         nouveau = ' and blacklist nouveau' if 'nouveau' in drivers else ''
         hints.append('NVIDIA GPU(s) on the PCI bus but no NVIDIA kernel module loaded%s: install the NVIDIA driver '
                      '(550 or newer for Ollama)%s.' % (bound, nouveau))
-    if not pci and not facts['gpus'] and module['loaded']:
-        if not (nvidia_smi and facts['nvidia_smi_error'] == 'no_devices'):
-            hints.append('The NVIDIA kernel module is loaded but no NVIDIA GPU is on the PCI bus.')
     nodes = facts['device_nodes']
-    if (facts['gpus'] or pci) and module['loaded'] and '/dev/nvidiactl' in nodes and '/dev/nvidia-uvm' not in nodes:
+    gpu_nodes = nvidia_gpu_nodes(nodes)
+    if not pci and not facts['gpus'] and module['loaded']:
+        if gpu_nodes:
+            hints.append('No NVIDIA GPU is on the PCI bus but the NVIDIA kernel module is loaded and %s exist%s (a '
+                         'Jetson/Tegra SoC, or a container that sees a partial /sys): the GPUs are counted from those nodes.'
+                         % (', '.join(gpu_nodes), '' if len(gpu_nodes) > 1 else 's'))
+        elif not (nvidia_smi and facts['nvidia_smi_error'] == 'no_devices'):
+            hints.append('The NVIDIA kernel module is loaded but no NVIDIA GPU is on the PCI bus.')
+    if (facts['gpus'] or pci or gpu_nodes) and module['loaded'] and '/dev/nvidiactl' in nodes and '/dev/nvidia-uvm' not in nodes:
         hints.append('/dev/nvidia-uvm is missing: CUDA needs the nvidia_uvm module (modprobe nvidia_uvm; after a '
                      'suspend/resume: rmmod nvidia_uvm && modprobe nvidia_uvm).')
     for gpu in facts['gpus']:
@@ -538,7 +557,7 @@ def read_kfd_nodes(root):
     CPU nodes (simd_count 0 and gfx_target_version 0) are skipped. ``node`` is the KFD
     node id: the suffix libhsakmt reads in HSA_OVERRIDE_GFX_VERSION_<node>.
     """
-    base = host_path(root, '/sys/class/kfd/kfd/topology/nodes')
+    base = host_path(root, KFD_TOPOLOGY)
     try:
         names = sorted((n for n in os.listdir(base) if n.isdigit()), key=int)
     except OSError:
@@ -568,6 +587,21 @@ def read_kfd_nodes(root):
         node.update(suggest_hsa_override(target))
         nodes.append(node)
     return nodes
+
+
+def kfd_topology_readable(root):
+    """Whether the KFD topology can be read: at least one node with a properties file that says something.
+
+    A live KFD always lists the CPU node, so an empty or missing nodes directory means it cannot be
+    read here (a container given /dev/kfd but not the host's /sys, a /sys without permission),
+    not that the host has no GPU.
+    """
+    base = host_path(root, KFD_TOPOLOGY)
+    try:
+        names = [n for n in os.listdir(base) if n.isdigit()]
+    except OSError:
+        return False
+    return any(parse_kfd_properties(read_text(os.path.join(base, name, 'properties'))) for name in names)
 
 
 def hsa_override_env(gpus):
@@ -623,11 +657,15 @@ def collect_amd(root, pci_devices, groups):
         'gpus': gpus,
         'pci_devices': pci,
         'hsa_override_env': hsa_override_env(gpus),
+        'kfd_topology_readable': bool(gpus) or kfd_topology_readable(root),
     }
     hints = []
     if pci and not kfd['exists']:
         hints.append('AMD GPU(s) on the PCI bus but no /dev/kfd: the amdgpu kernel driver (with KFD) is not loaded, '
                      'so ROCm cannot see them.')
+    elif kfd['exists'] and not facts['kfd_topology_readable']:
+        hints.append('/dev/kfd exists but the KFD topology (%s) cannot be read: the AMD GPUs and their gfx targets are '
+                     'unknown.' % KFD_TOPOLOGY)
     elif kfd['exists'] and not gpus and pci:
         hints.append('/dev/kfd exists but the KFD topology lists no GPU node.')
     for node in render_nodes:
@@ -900,15 +938,27 @@ def read_host_capacity(root):
 
 # --------------------------------------------------------------------------- the whole
 
+def _nvidia_hard_to_see(nvidia):
+    """The NVIDIA kernel module is loaded and drives /dev/nvidia<N>, whatever the PCI tree and nvidia-smi say."""
+    return bool(nvidia.get('kernel_module_loaded') and nvidia_gpu_nodes(nvidia.get('device_nodes')))
+
+
+def _amd_hard_to_see(amd):
+    """/dev/kfd exists (amdgpu drives a GPU with KFD) but its topology cannot be read."""
+    return bool((amd.get('kfd') or {}).get('exists') and not amd.get('kfd_topology_readable', True))
+
+
 def choose_vendor(nvidia, amd):
     """(gpu_vendor, gpu_usable, gpu_count).
 
     The rule: a vendor whose GPUs are usable wins (NVIDIA: nvidia-smi lists GPUs; AMD:
     /dev/kfd exists and KFD lists GPU nodes); if both are usable NVIDIA wins (Ollama's
     CUDA path is its most mature, and an AMD GPU next to an NVIDIA card is most often an
-    APU's iGPU). With nothing usable, the vendor whose GPUs are present (PCI bus, KFD)
-    is reported, NVIDIA first, so a role can install its driver stack. A loaded driver
-    without a GPU counts as none.
+    APU's iGPU). With nothing usable, the vendor whose GPUs are present is reported, NVIDIA
+    first, so a role can install its driver stack: on the PCI bus, or by the driver's own
+    signs where the PCI tree says nothing (the NVIDIA kernel module loaded with /dev/nvidia<N>
+    nodes, counted from those; /dev/kfd with an unreadable KFD topology). A loaded driver
+    without any GPU counts as none.
     """
     nvidia_usable = bool(nvidia['gpus'])
     amd_usable = bool(amd['kfd']['exists'] and amd['gpus'])
@@ -918,9 +968,136 @@ def choose_vendor(nvidia, amd):
         return 'amd', True, len(amd['gpus'])
     if nvidia['pci_devices']:
         return 'nvidia', False, len(nvidia['pci_devices'])
+    if _nvidia_hard_to_see(nvidia):
+        return 'nvidia', False, len(nvidia_gpu_nodes(nvidia['device_nodes']))
     if amd['gpus'] or amd['pci_devices']:
         return 'amd', False, len(amd['gpus']) or len(amd['pci_devices'])
+    if _amd_hard_to_see(amd):
+        # /dev/kfd exists only while amdgpu drives a GPU: at least one, one per render node when they are visible.
+        return 'amd', False, len([n for n in amd['render_nodes'] if n['exists']]) or 1
     return 'none', False, 0
+
+
+def _exist(paths):
+    return '%s exist%s' % (', '.join(paths), 's' if len(paths) == 1 else '')
+
+
+def _addresses(pci):
+    return ', '.join(d.get('address') or '?' for d in pci)
+
+
+def nvidia_unusable_reason(nvidia, run_tools=True):
+    """Why the NVIDIA GPUs this host shows are not usable (cause, then the fix); None when they are or there are none."""
+    if nvidia.get('gpus'):
+        return None
+    pci = nvidia.get('pci_devices') or []
+    nodes = nvidia_gpu_nodes(nvidia.get('device_nodes'))
+    loaded = nvidia.get('kernel_module_loaded')
+    if pci and not loaded:
+        drivers = sorted(set(d['driver'] for d in pci if d.get('driver')))
+        return ('NVIDIA GPU(s) on the PCI bus (%s) but no NVIDIA kernel module is loaded%s: install the NVIDIA driver '
+                '(550 or newer for Ollama, 570 for compute capability 5.0-6.2)%s and reboot'
+                % (_addresses(pci), ' (bound: %s)' % ', '.join(drivers) if drivers else '',
+                   ', blacklisting nouveau' if 'nouveau' in drivers else ''))
+    if not loaded or not (pci or nodes):
+        return None
+    version = nvidia.get('driver_version')
+    seen = 'NVIDIA kernel module %sis loaded' % (version + ' ' if version else '')
+    if nodes:
+        seen += ' and %s' % _exist(nodes)
+    else:
+        seen += ' and GPU(s) are on the PCI bus (%s)' % _addresses(pci)
+    if not pci:
+        seen += ' (no NVIDIA GPU on the PCI bus: a Jetson/Tegra SoC, or a container that sees a partial /sys)'
+    error = nvidia.get('nvidia_smi_error')
+    if not nvidia.get('nvidia_smi'):
+        if not run_tools:
+            return seen + ', but nvidia-smi was not run (run_tools=false): run gpu_facts with run_tools=true to check the GPUs'
+        return (seen + ', but nvidia-smi is missing, so no GPU can be checked: install the driver utilities that provide '
+                'it (nvidia-utils / nvidia-driver-cuda%s; JetPack 6 on a Jetson)'
+                % (' ' + version_major_text(version) if version else ''))
+    if error:
+        fixes = {
+            'no_devices': 'the GPU may be passed through to a VM (vfio-pci) or fallen off the bus: check dmesg for Xid 79',
+            'driver_unreachable': 'install the driver built for the running kernel (DKMS, Secure Boot signing) and reboot',
+            'version_mismatch': 'the user-space driver was upgraded but the old kernel module is still loaded: reboot',
+            'timeout': 'a GPU may be hung: check dmesg for Xid errors',
+            'invalid_field': 'this nvidia-smi is older than the driver floor: install driver 550 or newer',
+        }
+        message = nvidia.get('nvidia_smi_message')
+        if message and 'Failed to initialize NVML: Unknown Error' in message:
+            # NVIDIA's known issue: a container whose device cgroup was reset (systemctl daemon-reload on cgroup v2)
+            # keeps its /dev/nvidia* nodes but may no longer open them.
+            fix = ('a container that lost access to its GPU device nodes (systemctl daemon-reload with cgroup v2): restart '
+                   'it, and on the host create the /dev/char symlinks (nvidia-ctk system create-dev-char-symlinks --create-all)')
+        else:
+            fix = fixes.get(error) or 'run nvidia-smi by hand for the whole message'
+        return seen + ', but nvidia-smi fails (%s, rc %s%s): %s' % (
+            error, nvidia.get('nvidia_smi_rc'), ': ' + message if message else '', fix)
+    return seen + ', but nvidia-smi lists no GPU: check dmesg for NVRM and Xid errors'
+
+
+def version_major_text(version):
+    """'for driver 535' from '535.104.05' (the package to match)."""
+    major = version_major(version)
+    return 'for driver %d' % major if major else ''
+
+
+def amd_unusable_reason(amd):
+    """Why the AMD GPUs this host shows are not usable (cause, then the fix); None when they are or there are none."""
+    kfd = (amd.get('kfd') or {}).get('exists')
+    gpus = amd.get('gpus') or []
+    pci = amd.get('pci_devices') or []
+    if kfd and gpus:
+        return None
+    if not kfd and (gpus or pci):
+        where = ('on the PCI bus (%s)' % _addresses(pci)) if pci else 'in the KFD topology'
+        return ('AMD GPU(s) %s but no /dev/kfd: the amdgpu kernel driver with KFD is not loaded (or this container was '
+                'not given /dev/kfd); load amdgpu (a kernel with CONFIG_HSA_AMD, or ROCm\'s amdgpu-dkms) and reboot' % where)
+    if kfd and not amd.get('kfd_topology_readable', True):
+        return ('/dev/kfd exists but the KFD topology (%s) cannot be read, so the AMD GPUs and their gfx targets are '
+                'unknown: give this system the host\'s /sys (a container needs it mounted), or check that amdgpu brought '
+                'up KFD (dmesg | grep -i kfd)' % KFD_TOPOLOGY)
+    if kfd and pci:
+        return ('/dev/kfd exists but the KFD topology lists no GPU node: amdgpu did not bring the GPU up for ROCm '
+                '(dmesg | grep -i amdgpu)')
+    return None
+
+
+def gpu_unusable_reason(vendor, usable, nvidia, amd, run_tools=True):
+    """The reason for gpu_vendor's GPUs not being usable; None when usable or there is no GPU."""
+    if usable or vendor == 'none':
+        return None
+    if vendor == 'nvidia':
+        return nvidia_unusable_reason(nvidia, run_tools) or 'the NVIDIA GPU(s) are not usable (no nvidia-smi answer)'
+    return amd_unusable_reason(amd) or 'the AMD GPU(s) are not usable (no GPU node in the KFD topology)'
+
+
+def docker_gpu_runtime_problem(vendor, facts):
+    """None when Docker can hand ``vendor``'s GPUs to a container, else why not (cause: fix).
+
+    The one rule, for gpu_facts' outlook and for the ollama_container module. NVIDIA: Docker needs
+    the nvidia runtime registered (daemon.json) or an nvidia.com/gpu CDI spec; nvidia-ctk alone is
+    the toolkit's CLI (nvidia-container-toolkit-base), which hands Docker nothing until one of those
+    is set up. AMD: plain device nodes, so /dev/kfd and a render node must exist.
+    """
+    facts = facts or {}
+    if vendor == 'nvidia':
+        container = facts.get('container') or {}
+        runtimes = (container.get('daemon_json') or {}).get('runtimes') or {}
+        cdi = [d for d in (container.get('cdi') or {}).get('devices') or [] if d.startswith('nvidia.com/gpu=')]
+        if 'nvidia' in runtimes or cdi:
+            return None
+        return ('NVIDIA GPU(s) found but Docker has no GPU runtime (no nvidia runtime in daemon.json, no nvidia.com/gpu '
+                'CDI spec; nvidia-ctk alone is not enough): install the NVIDIA Container Toolkit and register it with '
+                'Docker (site.yml\'s gpu layer does)')
+    if vendor == 'amd':
+        amd = facts.get('amd') or {}
+        if not (amd.get('kfd') or {}).get('exists'):
+            return 'AMD GPU(s) found but /dev/kfd is missing: the amdgpu driver with KFD is not loaded'
+        if not [n for n in amd.get('render_nodes') or [] if n.get('exists')]:
+            return 'AMD GPU(s) found but no /dev/dri/renderD* node exists'
+    return None
 
 
 def container_hints(vendor, container):
@@ -930,12 +1107,186 @@ def container_hints(vendor, container):
     if daemon['exists'] and daemon['valid'] is False:
         hints.append('%s is not valid (%s): dockerd will refuse to start until it is fixed.' % (daemon['path'], daemon['error']))
     if vendor == 'nvidia' and container['docker']['path']:
-        has_runtime = 'nvidia' in daemon['runtimes']
-        has_cdi = any(d.startswith('nvidia.com/gpu=') for d in container['cdi']['devices'])
-        if not has_runtime and not has_cdi:
-            hints.append('Docker has neither the nvidia runtime in daemon.json nor an nvidia.com/gpu CDI spec: '
-                         'the NVIDIA Container Toolkit is not set up for Docker.')
+        problem = docker_gpu_runtime_problem(vendor, {'container': container})
+        if problem:
+            hints.append(problem[problem.index('Docker has'):] + '.')
     return hints
+
+
+# --------------------------------------------------------------------------- what Ollama will do
+
+def _label(gpu):
+    name = gpu.get('name') or 'unknown name'
+    if gpu.get('compute_capability'):
+        return 'GPU %s (%s, compute capability %s)' % (gpu.get('index'), name, gpu['compute_capability'])
+    return 'GPU %s (%s)' % (gpu.get('index'), name)
+
+
+def _selected_nvidia(gpus, selected):
+    if selected is None:
+        return list(gpus)
+    wanted = set(str(s) for s in selected)
+    return [g for g in gpus if str(g.get('index')) in wanted or g.get('uuid') in wanted
+            or any(m.get('uuid') in wanted for m in g.get('mig_devices') or [])]
+
+
+def _nvidia_floors(nvidia, selected):
+    """(codes, cause, fix, all_excluded) of Ollama's NVIDIA floors for the GPUs the container gets."""
+    driver = nvidia.get('driver_version')
+    major = version_major(driver)
+    gpus = _selected_nvidia(nvidia.get('gpus') or [], selected)
+    present = bool(gpus or nvidia.get('pci_devices'))  # as collect(): no driver floor for a GPU seen by its node only
+    warnings = nvidia_floor_warnings(driver, gpus, present)
+    # The most specific first: a Pascal on driver 535 is decided by the 570 rule (the 550 one is met by its fix).
+    order = ('nvidia_compute_capability_unsupported', 'nvidia_driver_too_old_for_compute_capability', 'nvidia_driver_too_old')
+    codes = [code for code in order if any(w['code'] == code for w in warnings)]
+    if not warnings:
+        return [], None, None, False
+    host_wide = any(w['gpu'] is None for w in warnings)
+    excluded = set(w['gpu'] for w in warnings if w['gpu'] is not None)
+    all_excluded = bool(gpus) and (host_wide or all(g.get('index') in excluded for g in gpus))
+    # Per GPU: the driver it needs, or None when no driver helps (compute capability below 5.0).
+    too_low, by_need = [], {}
+    for g in gpus:
+        cc = parse_compute_capability(g.get('compute_capability'))
+        if cc is not None and cc < NVIDIA_MIN_COMPUTE_CAPABILITY:
+            too_low.append(g)
+        elif host_wide or g.get('index') in excluded:
+            need = (NVIDIA_OLD_COMPUTE_CAPABILITY_MIN_DRIVER_MAJOR
+                    if cc is not None and cc <= NVIDIA_OLD_COMPUTE_CAPABILITY_MAX else NVIDIA_MIN_DRIVER_MAJOR)
+            by_need.setdefault(need, []).append(g)
+    causes, fixes = [], []
+    for need in sorted(by_need):
+        labels = [_label(g) for g in by_need[need]]
+        causes.append('%s need%s NVIDIA driver %d or newer for Ollama v0.33 and this host has %s'
+                      % (', '.join(labels), 's' if len(labels) == 1 else '', need, driver or 'an unknown version'))
+    if host_wide and not by_need:
+        # No GPU listed, or only GPUs below 5.0: the driver floor still stands for whatever GPU comes next.
+        causes.append('NVIDIA driver %s is older than Ollama v0.33\'s floor %d' % (driver, NVIDIA_MIN_DRIVER_MAJOR))
+        by_need[NVIDIA_MIN_DRIVER_MAJOR] = []
+    if by_need:
+        fixes.append('install NVIDIA driver %d or newer' % max(by_need))
+    if too_low:
+        causes.append('%s %s below compute capability 5.0, which Ollama v0.33 does not support'
+                      % (', '.join(_label(g) for g in too_low), 'is' if len(too_low) == 1 else 'are'))
+        fixes.append('use a GPU of compute capability 5.0 or newer')
+    return codes, '; '.join(causes), ' and '.join(fixes), all_excluded
+
+
+def _amd_floors(amd, selected, env):
+    """(codes, cause, fix, all_excluded) of Ollama's ROCm targets for the GPUs the container gets.
+
+    ``env`` is the container's environment when known; None means the facts' suggested
+    HSA_OVERRIDE_GFX_VERSION is applied (what ollama_container does with hsa_override_gfx_version: auto).
+    """
+    # Facts handed in by a user may lack the targets (no 'supported' key): nothing to judge those by.
+    gpus = [g for g in amd.get('gpus') or [] if 'supported' in g]
+    if selected is not None and '/dev/dri' not in selected:
+        gpus = [g for g in gpus if g.get('render_node') in selected or str(g.get('index')) in set(str(s) for s in selected)]
+    if not gpus:
+        return [], None, None, False
+
+    def overridden(g):
+        if env is None:
+            return bool(g.get('hsa_override_gfx_version'))
+        return 'HSA_OVERRIDE_GFX_VERSION' in env or ('HSA_OVERRIDE_GFX_VERSION_%s' % g.get('node')) in env
+    missing = [g for g in gpus if not g.get('supported') and g.get('hsa_override_gfx_version') and not overridden(g)]
+    unsupported = [g for g in gpus if not g.get('supported') and not g.get('hsa_override_gfx_version') and not overridden(g)]
+    if not missing and not unsupported:
+        return [], None, None, False
+    codes, causes, fixes = [], [], []
+
+    def label(g):
+        return 'AMD GPU %s (KFD node %s, %s)' % (g.get('index'), g.get('node'), g.get('gfx_target') or 'gfx target unknown')
+    if unsupported:
+        codes.append('amd_gfx_target_unsupported')
+        causes.append('%s %s not among Ollama v0.33\'s ROCm targets and no well-known HSA_OVERRIDE_GFX_VERSION maps it '
+                      'onto one' % (', '.join(label(g) for g in unsupported), 'is' if len(unsupported) == 1 else 'are'))
+        fixes.append('use a GPU Ollama\'s ROCm build supports (%s), or set hsa_override_gfx_version to a version you '
+                     'have tested' % ', '.join(OLLAMA_ROCM_TARGETS))
+    if missing:
+        codes.append('amd_hsa_override_missing')
+        causes.append('%s %s not among Ollama v0.33\'s ROCm targets and the container gets no HSA_OVERRIDE_GFX_VERSION'
+                      % (', '.join(label(g) for g in missing), 'is' if len(missing) == 1 else 'are'))
+        fixes.append('set hsa_override_gfx_version: auto (%s)'
+                     % ', '.join(sorted(set(g['hsa_override_gfx_version'] for g in missing))))
+    return codes, '; '.join(causes), ' and '.join(fixes), len(missing) + len(unsupported) == len(gpus)
+
+
+VISIBLE_DEVICES_VARIABLES = {'nvidia': ('CUDA_VISIBLE_DEVICES',), 'amd': ('ROCR_VISIBLE_DEVICES', 'HIP_VISIBLE_DEVICES')}
+
+
+def ollama_outlook(facts, vendor=None, selected=None, env=None):
+    """What Ollama v0.33 will run on: {vendor, inference, cpu_fallback_reason, causes}.
+
+    ``vendor`` None decides, as ``gpu: auto`` does, what the Ollama container should be given:
+    a usable GPU whose runtime Docker has, else none. A ``vendor`` given (the user's choice)
+    is kept and only the inference is predicted. ``selected`` narrows the GPUs the container
+    gets (NVIDIA indexes or UUIDs, AMD render nodes; None for all); ``env`` is its environment
+    when known (HSA_OVERRIDE_GFX_VERSION, CUDA_VISIBLE_DEVICES=-1).
+
+    ``inference`` is cpu when no GPU the container gets passes Ollama's floors (docs/gpu.mdx at
+    v0.33: NVIDIA driver 550, compute capability 5.0, 570 for compute capability 5.0-6.2; the
+    AMD gfx target supported or overridden), when the GPUs are hidden from it, or when no GPU
+    is passed. ``causes`` holds every code that applies, the deciding one first: no_gpu,
+    gpu_not_usable, no_gpu_runtime, gpus_hidden, then the floors' codes, the most specific
+    first (gpu_warnings' codes, and amd_hsa_override_missing).
+
+    A prediction, not a promise: ollama_container still passes the GPU when the floors say
+    cpu, because passing it costs nothing and the floors may move. Facts handed in by a user
+    may be partial: whatever is missing is not held against the GPU.
+    """
+    facts = facts or {}
+    found = facts.get('gpu_vendor') if facts.get('gpu_vendor') in ('nvidia', 'amd') else 'none'
+
+    def outlook(given, causes, reason):
+        return {'vendor': given, 'inference': 'cpu' if causes else 'gpu', 'cpu_fallback_reason': reason if causes else None,
+                'causes': causes}
+
+    def floors(which):
+        if which == 'nvidia':
+            return _nvidia_floors(facts.get('nvidia') or {}, selected)
+        if which == 'amd':
+            return _amd_floors(facts.get('amd') or {}, selected, env)
+        return [], None, None, False
+
+    def with_floors(first, text, which):
+        codes, cause, fix, dummy = floors(which)
+        if codes:
+            text += ' (and even then %s: %s)' % (cause, fix)
+        return [first] + codes, text
+
+    if vendor is None:
+        if found == 'none':
+            return outlook('none', ['no_gpu'], 'no GPU found on this host (gpu_vendor none): running Ollama on the CPU')
+        if not facts.get('gpu_usable'):
+            reason = facts.get('gpu_unusable_reason') or gpu_unusable_reason(
+                found, False, facts.get('nvidia') or {}, facts.get('amd') or {'kfd': {}})
+            causes, text = with_floors('gpu_not_usable', reason + '; running Ollama on the CPU', found)
+            return outlook('none', causes, text)
+        problem = docker_gpu_runtime_problem(found, facts)
+        if problem:
+            causes, text = with_floors('no_gpu_runtime', problem + '; running Ollama on the CPU', found)
+            return outlook('none', causes, text)
+        vendor = found
+    if vendor not in ('nvidia', 'amd'):
+        return outlook('none', ['no_gpu'], 'no GPU is passed to the container: running Ollama on the CPU')
+    if not facts:
+        return outlook(vendor, [], None)  # nothing known to predict from: trust the choice
+    if found != vendor or not facts.get('gpu_usable'):
+        reason = (facts.get('gpu_unusable_reason') if found == vendor else None) or gpu_unusable_reason(
+            vendor, False, facts.get('nvidia') or {}, facts.get('amd') or {'kfd': {}})
+        causes, text = with_floors('gpu_not_usable', 'gpu_facts finds no usable %s GPU, so Ollama will likely run on '
+                                   'the CPU: %s' % (vendor.upper() if vendor == 'amd' else 'NVIDIA', reason), vendor)
+        return outlook(vendor, causes, text)
+    for name in VISIBLE_DEVICES_VARIABLES[vendor]:
+        if str((env or {}).get(name, '')).strip() == '-1':
+            return outlook(vendor, ['gpus_hidden'], '%s=-1 hides the GPUs from Ollama, so it runs on the CPU: remove it '
+                           '(or list the GPUs with visible_devices)' % name)
+    codes, cause, fix, all_excluded = floors(vendor)
+    if all_excluded:
+        return outlook(vendor, codes, '%s, so Ollama will fall back to the CPU: %s' % (cause, fix))
+    return outlook(vendor, [], None)
 
 
 def collect(root='/', run_command=None, which=None, run_tools=True):
@@ -953,11 +1304,14 @@ def collect(root='/', run_command=None, which=None, run_tools=True):
     amd, amd_hints = collect_amd(root, pci, groups)
     container = collect_container(root, run_command, which, run_tools=run_tools)
     vendor, usable, count = choose_vendor(nvidia, amd)
+    # The driver floor is for discrete GPUs: a GPU known only by its /dev/nvidia<N> node (no PCI device, no
+    # nvidia-smi) is most often a Jetson's, whose L4T driver numbers (540 on JetPack 6) follow another scheme.
     warnings = nvidia_floor_warnings(nvidia['driver_version'], nvidia['gpus'], bool(nvidia['pci_devices'])) + amd_warnings(amd['gpus'])
-    return {
+    facts = {
         'gpu_vendor': vendor,
         'gpu_usable': usable,
         'gpu_count': count,
+        'gpu_unusable_reason': gpu_unusable_reason(vendor, usable, nvidia, amd, run_tools),
         'nvidia': nvidia,
         'amd': amd,
         'container': container,
@@ -966,3 +1320,5 @@ def collect(root='/', run_command=None, which=None, run_tools=True):
         'gpu_warnings': warnings,
         'hints': nvidia_hints + amd_hints + container_hints(vendor, container),
     }
+    facts['ollama_outlook'] = ollama_outlook(facts)
+    return facts

@@ -22,6 +22,9 @@ description:
     the CDI spec files in C(/etc/cdi) and C(/var/run/cdi) with the devices they declare, and the C(nvidia-ctk) version."
   - Checks Ollama's hardware floors (NVIDIA compute capability 5.0 and driver 550, compute capability 5.0-6.2 with
     driver 570, AMD targets Ollama's ROCm build lacks) and reports each miss as data and as a warning.
+  - Predicts, before anything is deployed, what Ollama will run on (RV(ansible_facts.ragops_gpu.ollama_outlook)), that
+    is the GPU vendor its container should be given, and whether Ollama v0.33 will use that GPU or fall back to the
+    CPU, with the cause and the fix.
   - Odd output (C([N/A]) fields, C(No devices were found), a driver nvidia-smi cannot reach, a missing tool, invalid
     JSON) gives null values, errors and hints, never a failure.
   - "Everything is returned in one place: the fact C(ragops_gpu) (C(ansible_facts.ragops_gpu)). A registered result
@@ -78,6 +81,13 @@ notes:
     the KFD topology lists a GPU). When both are usable NVIDIA wins. With nothing usable the vendor whose GPUs are on
     the PCI bus is reported (NVIDIA first), so a role can install the driver stack. A loaded driver without a GPU is
     V(none). Both vendors' lists are always reported."
+  - "GPUs that are hard to see are never reported as a CPU host: the NVIDIA kernel module loaded with C(/dev/nvidia<N>)
+    nodes is an NVIDIA host even without a PCI tree (Jetson/Tegra, a container with a partial C(/sys)) or with
+    C(nvidia-smi) missing or failing (counted from the nodes); C(/dev/kfd) with a KFD topology that cannot be read is an
+    AMD host. Both are V(gpu_usable=false) with RV(ansible_facts.ragops_gpu.gpu_unusable_reason) saying why."
+  - "Docker can hand NVIDIA GPUs to a container only with the C(nvidia) runtime in C(daemon.json) or an
+    C(nvidia.com/gpu) CDI spec; C(nvidia-ctk) on PATH alone does not count. M(ragops.gpu_stack.ollama_container) uses
+    the same rule."
   - "E(HSA_OVERRIDE_GFX_VERSION_<N>): libhsakmt keys the per-device override by KFD topology node id, and CPU nodes count,
     so on a one-socket host the first GPU is C(_1), not the C(_0) that Ollama's documentation shows. When every GPU
     would end up on the same version (gfx1030 + gfx1034) one plain E(HSA_OVERRIDE_GFX_VERSION) is suggested instead."
@@ -104,8 +114,8 @@ EXAMPLES = r'''
 
 - name: Stop early when Ollama would fall back to the CPU
   ansible.builtin.assert:
-    that: ragops_gpu.gpu_warnings | length == 0
-    fail_msg: "{{ ragops_gpu.gpu_warnings | map(attribute='message') | join('; ') }}"
+    that: ragops_gpu.ollama_outlook.inference == 'gpu'
+    fail_msg: "{{ ragops_gpu.ollama_outlook.cpu_fallback_reason }}"
   when: gpu_stack_require_gpu | default(false)
 
 - name: Pass the AMD device nodes' groups and the gfx override to the Ollama container
@@ -150,10 +160,69 @@ ansible_facts:
           type: bool
           sample: true
         gpu_count:
-          description: How many GPUs of that vendor (usable ones when usable, else those on the PCI bus).
+          description:
+            - How many GPUs of that vendor (usable ones when usable, else those on the PCI bus; where the PCI tree
+              shows none, the C(/dev/nvidia<N>) nodes or, for AMD, the render nodes).
           returned: always
           type: int
           sample: 2
+        gpu_unusable_reason:
+          description:
+            - Null when RV(ansible_facts.ragops_gpu.gpu_usable) is true or there is no GPU; else why the GPUs present are
+              not usable, naming the cause and the fix (no kernel module for a GPU on the PCI bus, C(nvidia-smi)
+              missing or failing with C(/dev/nvidia<N>) nodes present, C(/dev/kfd) without a readable KFD topology, ...).
+          returned: always
+          type: str
+          sample: "NVIDIA kernel module 540.4.0 is loaded and /dev/nvidia0 exists (no NVIDIA GPU on the PCI bus: a
+            Jetson/Tegra SoC, or a container that sees a partial /sys), but nvidia-smi is missing, so no GPU can be checked:
+            install the driver utilities that provide it (nvidia-utils / nvidia-driver-cuda for driver 540; JetPack 6 on a
+            Jetson)"
+        ollama_outlook:
+          description:
+            - What Ollama v0.33 will run on, predicted from these facts before anything is deployed.
+            - A prediction from Ollama's documented floors; M(ragops.gpu_stack.ollama_container) passes the GPU even when
+              it says V(cpu) (passing it costs nothing) and reports the same prediction in its C(gpu) result.
+          returned: always
+          type: dict
+          contains:
+            vendor:
+              description:
+                - The GPUs the Ollama container should be given (what M(ragops.gpu_stack.ollama_container) picks with
+                  C(gpu=auto)); V(none) when no GPU is usable or Docker cannot hand it over.
+              type: str
+              choices: [nvidia, amd, none]
+              returned: always
+            inference:
+              description:
+                - V(gpu) or V(cpu), what Ollama will do. V(cpu) with V(vendor=none), and also with a GPU given that no
+                  GPU passes Ollama's floors (NVIDIA driver 550, compute capability 5.0, driver 570 for compute
+                  capability 5.0-6.2; an AMD gfx target Ollama's ROCm build supports or that an override maps onto one).
+              type: str
+              choices: [gpu, cpu]
+              returned: always
+            cpu_fallback_reason:
+              description: Null with V(inference=gpu); else one sentence naming the cause and the fix.
+              type: str
+              returned: always
+            causes:
+              description:
+                - Codes of every cause that applies, the deciding one first; empty with V(inference=gpu).
+                - V(no_gpu), V(gpu_not_usable), V(no_gpu_runtime) (Docker has no nvidia runtime and no nvidia.com/gpu CDI
+                  spec, or no AMD device nodes), V(gpus_hidden) (C(CUDA_VISIBLE_DEVICES=-1) and the like), then the floors'
+                  codes, most specific first (those of RV(ansible_facts.ragops_gpu.gpu_warnings), and
+                  V(amd_hsa_override_missing)).
+                - A host with Docker but not yet the NVIDIA Container Toolkit reads V(no_gpu_runtime) until the gpu
+                  layer of C(site.yml) installs it; the floors' codes still show what would follow.
+              type: list
+              elements: str
+              returned: always
+          sample:
+            vendor: nvidia
+            inference: cpu
+            cpu_fallback_reason: "GPU 0 (NVIDIA GeForce GTX 1080, compute capability 6.1) needs NVIDIA driver 570 or newer
+              for Ollama v0.33 and this host has 535.183.01, so Ollama will fall back to the CPU: install NVIDIA driver 570
+              or newer"
+            causes: [nvidia_driver_too_old_for_compute_capability, nvidia_driver_too_old]
         gpu_warnings:
           description:
             - Ollama's hardware floors this host misses; each is also emitted as a warning.
@@ -223,6 +292,11 @@ ansible_facts:
                   V(invalid_field), V(failed).
               type: str
               returned: always
+            nvidia_smi_message:
+              description: The first line nvidia-smi printed when it failed (at most 300 characters); null on success.
+              type: str
+              returned: always
+              sample: "Failed to initialize NVML: Unknown Error"
             gpus:
               description:
                 - GPUs as nvidia-smi reports them; C([N/A]) and C([Not Supported]) fields are null.
@@ -288,6 +362,12 @@ ansible_facts:
               type: dict
               returned: always
               sample: {HSA_OVERRIDE_GFX_VERSION: 10.3.0}
+            kfd_topology_readable:
+              description:
+                - Whether the KFD topology (C(/sys/class/kfd/kfd/topology/nodes)) could be read. False with C(/dev/kfd)
+                  present means the AMD GPUs are there but unknown (a container given the devices but not C(/sys)).
+              type: bool
+              returned: always
         container:
           description: The container side.
           returned: always

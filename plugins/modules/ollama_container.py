@@ -24,6 +24,11 @@ description:
   - With O(gpu=auto) the host's GPUs are found in-process (the same facts as M(ragops.gpu_stack.gpu_facts)) or taken
     from O(gpu_facts). A host without a usable GPU and container runtime for it gets a CPU container, and the result
     says why in RV(gpu.cpu_fallback_reason), with a warning; never silently.
+  - A GPU that Ollama is predicted not to use (below Ollama's floors, such as a compute capability 6.1 GPU on a driver
+    older than 570) is still passed, since the prediction may be wrong and passing it costs nothing, but the result
+    says V(cpu) in RV(gpu.inference) with the reason in RV(gpu.cpu_fallback_reason), and the module warns. The
+    prediction is the C(ollama_outlook) of M(ragops.gpu_stack.gpu_facts), made for exactly the GPUs and environment
+    this container gets.
   - Bad input fails before anything is touched, naming the option; so does a published port that something else
     holds (a bind test on the host address) and an image the registry refuses (with the registry's message).
   - With O(state=started) the task waits until the container's health check (C(ollama list); the image has no curl or
@@ -350,11 +355,23 @@ gpu:
       description: The GPUs passed (V(all), a count, ids, CDI names or device node paths).
       type: list
       elements: str
-    cpu_fallback_reason:
-      description: Why O(gpu=auto) runs on the CPU; null otherwise.
+    inference:
+      description:
+        - What Ollama is expected to run on, V(gpu) or V(cpu). Always V(cpu) with V(none) in RV(gpu.vendor); V(cpu) with
+          a GPU passed when none of the GPUs given passes Ollama v0.33's floors or they are hidden
+          (C(CUDA_VISIBLE_DEVICES=-1)).
       type: str
-  sample: {requested: auto, vendor: none, mode: null, devices: [],
-           cpu_fallback_reason: "no GPU found on this host (gpu_vendor none): running Ollama on the CPU"}
+      choices: [gpu, cpu]
+    cpu_fallback_reason:
+      description:
+        - Why Ollama runs, or will likely run, on the CPU, naming the cause and the fix; null when it uses the GPU and
+          with O(gpu=none).
+        - Set both when O(gpu=auto) gives the container no GPU and when a GPU is passed but predicted to go unused.
+      type: str
+  sample: {requested: nvidia, vendor: nvidia, mode: runtime, devices: [all], inference: cpu,
+           cpu_fallback_reason: "GPU 0 (NVIDIA GeForce GTX 1080, compute capability 6.1) needs NVIDIA driver 570 or newer
+             for Ollama v0.33 and this host has 535.183.01, so Ollama will fall back to the CPU: install NVIDIA driver 570
+             or newer"}
 diff:
   description: The managed fields before and after.
   returned: when diff mode is on
@@ -411,7 +428,8 @@ def main():
     except InputError as exc:
         module.fail_json(msg=str(exc))
     if gpu['cpu_fallback_reason']:
-        module.warn('gpu: auto: %s' % gpu['cpu_fallback_reason'])
+        # Said before anything is deployed: the GPU passed but Ollama predicted to ignore it, or no GPU passed.
+        module.warn('gpu: %s: %s' % (gpu['requested'], gpu['cpu_fallback_reason']))
 
     try:
         result = reconcile(client, spec, state=state, check_mode=module.check_mode, pull_policy=params['pull'],

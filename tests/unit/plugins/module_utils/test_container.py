@@ -642,3 +642,98 @@ def test_ollama_counts_at_their_bound_are_kept():
     env = c.ollama_env({'num_parallel': 1, 'max_queue': 1, 'max_loaded_models': 0, 'context_length': 0}, 'none')
     assert (env['OLLAMA_NUM_PARALLEL'], env['OLLAMA_MAX_QUEUE'], env['OLLAMA_MAX_LOADED_MODELS'], env['OLLAMA_CONTEXT_LENGTH']) == \
         ('1', '1', '0', '0')
+
+
+# ----------------------------------------------------------------------------------------------
+# The predicted CPU fallback (gpu.py's ollama_outlook): the GPU is still passed, the report says cpu and why.
+
+def _tree_facts(name, case):
+    from ansible_collections.ragops.gpu_stack.tests.unit.plugins.module_utils.test_gpu import collect
+    facts, dummy = collect(name, case)
+    return facts
+
+
+ALL_GPUS = dict(driver='nvidia', count=-1, device_ids=[], capabilities=[['gpu']], options={})
+
+
+@pytest.mark.parametrize('requested', ['auto', 'nvidia'])
+def test_pascal_on_535_gets_its_gpu_but_the_report_says_cpu_and_why(requested):
+    facts = _tree_facts('nvidia_pascal_535_toolkit', 'nvidia_pascal_535_toolkit')
+    spec, report = c.ollama_spec({'gpu': requested}, facts)
+    assert spec['device_requests'] == [ALL_GPUS]
+    assert report == dict(requested=requested, vendor='nvidia', mode='runtime', devices=['all'], inference='cpu',
+                          cpu_fallback_reason=facts['ollama_outlook']['cpu_fallback_reason'])
+    assert 'NVIDIA driver 570 or newer' in report['cpu_fallback_reason']
+
+
+def test_the_molecule_style_pascal_fake_gives_inference_cpu_naming_570(tmp_path):
+    from ansible_collections.ragops.gpu_stack.tests.unit.plugins.module_utils.test_gpu import faked_pascal_host
+    facts = faked_pascal_host(tmp_path, proc_version=False)
+    spec, report = c.ollama_spec({'gpu': 'nvidia'}, facts)
+    assert (report['vendor'], report['inference'], spec['device_requests']) == ('nvidia', 'cpu', [ALL_GPUS])
+    assert 'driver 570' in report['cpu_fallback_reason'] and '535.183.01' in report['cpu_fallback_reason']
+
+
+TWO_GPUS = {
+    'gpu_vendor': 'nvidia', 'gpu_usable': True,
+    'nvidia': {'driver_version': '550.54.14', 'pci_devices': [{}, {}], 'gpus': [
+        {'index': 0, 'uuid': 'GPU-4090', 'name': 'NVIDIA GeForce RTX 4090', 'compute_capability': '8.9', 'mig_devices': []},
+        {'index': 1, 'uuid': 'GPU-1080', 'name': 'NVIDIA GeForce GTX 1080', 'compute_capability': '6.1', 'mig_devices': []}]},
+    'container': {'daemon_json': {'runtimes': {'nvidia': 'nvidia-container-runtime'}}, 'cdi': {'devices': []}},
+}
+
+
+@pytest.mark.parametrize('gpus, inference', [
+    ('all', 'gpu'), (1, 'gpu'), (2, 'gpu'), (['GPU-1080'], 'cpu'), (['1'], 'cpu'), (['0', '1'], 'gpu'),
+])
+def test_the_prediction_follows_the_gpus_the_container_gets(gpus, inference):
+    spec, report = c.ollama_spec({'gpus': gpus}, TWO_GPUS)
+    assert report['vendor'] == 'nvidia' and report['inference'] == inference
+    assert (report['cpu_fallback_reason'] is None) == (inference == 'gpu')
+
+
+def test_cuda_visible_devices_minus_one_is_predicted_as_cpu():
+    spec, report = c.ollama_spec({'env': {'CUDA_VISIBLE_DEVICES': '-1'}}, TWO_GPUS)
+    assert report['inference'] == 'cpu' and 'CUDA_VISIBLE_DEVICES=-1' in report['cpu_fallback_reason']
+
+
+def test_nvidia_ctk_without_runtime_or_cdi_spec_is_no_runtime():
+    facts = copy.deepcopy(NVIDIA_FACTS)
+    facts['container']['daemon_json']['runtimes'] = {}
+    facts['container']['nvidia_ctk'] = {'path': '/usr/bin/nvidia-ctk', 'version': '1.17.8'}
+    spec, report = c.ollama_spec({}, facts)
+    assert report['vendor'] == 'none' and spec['device_requests'] == []
+    assert 'nvidia-ctk alone is not enough' in report['cpu_fallback_reason']
+    facts['container']['cdi']['devices'] = ['nvidia.com/gpu=all']
+    spec, report = c.ollama_spec({}, facts)
+    assert (report['vendor'], report['inference']) == ('nvidia', 'gpu')
+
+
+def test_amd_without_the_override_its_gpus_need_is_predicted_as_cpu():
+    facts = _tree_facts('amd_rdna2', 'docker_only')
+    spec, report = c.ollama_spec({'gpus': ['1'], 'hsa_override_gfx_version': 'none'}, facts)  # the gfx1034 alone
+    assert [d['path_on_host'] for d in spec['devices']] == ['/dev/kfd', '/dev/dri/renderD129']
+    assert report['inference'] == 'cpu' and 'HSA_OVERRIDE_GFX_VERSION' in report['cpu_fallback_reason']
+    spec, report = c.ollama_spec({'gpus': ['1']}, facts)  # auto: the facts' override is set
+    assert spec['env']['HSA_OVERRIDE_GFX_VERSION'] == '10.3.0' and report['inference'] == 'gpu'
+
+
+@pytest.mark.parametrize('params, facts, reason', [
+    ({}, {'gpu_vendor': 'none', 'gpu_usable': False}, 'no GPU found'),
+    ({'gpu': 'none'}, NVIDIA_FACTS, None),
+])
+def test_cpu_containers_say_cpu(params, facts, reason):
+    spec, report = c.ollama_spec(params, facts)
+    assert (report['vendor'], report['inference']) == ('none', 'cpu')
+    if reason is None:
+        assert report['cpu_fallback_reason'] is None  # gpu: none asked for: nothing fell back
+    else:
+        assert reason in report['cpu_fallback_reason']
+
+
+def test_a_jetson_like_host_runs_on_the_cpu_with_the_facts_reason():
+    facts = _tree_facts('nvidia_jetson_orin', 'docker_only')
+    spec, report = c.ollama_spec({}, facts)
+    assert report['vendor'] == 'none' and spec['device_requests'] == []
+    assert report['cpu_fallback_reason'] == facts['ollama_outlook']['cpu_fallback_reason']
+    assert 'nvidia-smi is missing' in report['cpu_fallback_reason']

@@ -99,6 +99,12 @@ def codes(facts):
     ('amd_rdna2', 'docker_only', 'amd', True, 2, []),
     ('amd_rdna3', 'docker_only', 'amd', True, 1, []),
     ('none', None, 'none', False, 0, []),
+    # Hard to see: the driver's own signs count where the PCI tree (or nvidia-smi) says nothing.
+    ('nvidia_jetson_orin', 'docker_only', 'nvidia', False, 1, []),
+    ('nvidia_container_nvml_error', 'nvml_unknown_error', 'nvidia', False, 2, []),
+    ('amd_kfd_no_topology', None, 'amd', False, 1, []),
+    ('nvidia_pascal_535_toolkit', 'nvidia_pascal_535_toolkit', 'nvidia', True, 1,
+     ['nvidia_driver_too_old', 'nvidia_driver_too_old_for_compute_capability']),
 ])
 def test_collect_trees(tree_name, case, vendor, usable, count, warning_codes):
     facts, dummy = collect(tree_name, case)
@@ -778,3 +784,257 @@ def test_host_capacity_from_proc():
     assert facts['host'] == {'cpus': 2, 'memory_total_mib': 64000}
     facts, dummy = collect('none')  # a tree without /proc/cpuinfo or meminfo
     assert facts['host'] == {'cpus': None, 'memory_total_mib': None}
+
+
+# --------------------------------------------------------------------------- hard-to-see GPUs
+# The trees nvidia_jetson_orin, nvidia_container_nvml_error, amd_kfd_no_topology and
+# nvidia_pascal_535_toolkit are written by hand in capture.sh's layout, from what such hosts show:
+# a Jetson Orin on JetPack 6 (the open module 540.4.0 for aarch64, /dev/nvidia0, only Tegra's own
+# PCIe root port on the bus, no nvidia-smi), a container given two GPUs' nodes but not the host's
+# /sys whose nvidia-smi says NVML's "Unknown Error", a container given /dev/kfd and a render node
+# but no /sys, and nvidia_pascal_535 with the toolkit registered with Docker.
+
+def test_jetson_like_host_is_an_nvidia_host_without_pci_or_nvidia_smi():
+    facts, dummy = collect('nvidia_jetson_orin', 'docker_only')
+    assert (facts['gpu_vendor'], facts['gpu_usable'], facts['gpu_count']) == ('nvidia', False, 1)
+    assert facts['nvidia']['pci_devices'] == [] and facts['nvidia']['driver_version'] == '540.4.0'
+    reason = facts['gpu_unusable_reason']
+    assert reason.startswith('NVIDIA kernel module 540.4.0 is loaded and /dev/nvidia0 exists')
+    assert 'Jetson' in reason and 'nvidia-smi is missing' in reason and 'install the driver utilities' in reason
+    # L4T's driver numbers are not the discrete driver's: no 550 floor for a GPU seen by its node only.
+    assert facts['gpu_warnings'] == []
+    assert facts['ollama_outlook'] == {'vendor': 'none', 'inference': 'cpu', 'causes': ['gpu_not_usable'],
+                                       'cpu_fallback_reason': reason + '; running Ollama on the CPU'}
+    assert any('the GPUs are counted from those nodes' in h for h in facts['hints'])
+
+
+def test_jetson_like_host_without_running_tools_says_so():
+    facts, tools = collect('nvidia_jetson_orin', 'docker_only', run_tools=False)
+    assert tools.calls == [] and facts['gpu_vendor'] == 'nvidia'
+    assert 'nvidia-smi was not run (run_tools=false)' in facts['gpu_unusable_reason']
+
+
+def test_nvidia_smi_failing_with_gpu_nodes_and_no_pci_tree():
+    facts, dummy = collect('nvidia_container_nvml_error', 'nvml_unknown_error')
+    nvidia = facts['nvidia']
+    assert (nvidia['nvidia_smi_rc'], nvidia['nvidia_smi_error']) == (255, 'failed')
+    assert nvidia['nvidia_smi_message'] == 'Failed to initialize NVML: Unknown Error'
+    reason = facts['gpu_unusable_reason']
+    assert '/dev/nvidia0, /dev/nvidia1 exist' in reason and 'Failed to initialize NVML: Unknown Error' in reason
+    assert 'create-dev-char-symlinks' in reason
+    assert facts['ollama_outlook']['vendor'] == 'none' and facts['ollama_outlook']['causes'] == ['gpu_not_usable']
+
+
+def test_nvidia_smi_message_is_null_on_success():
+    facts, dummy = collect('nvidia_single', 'nvidia_single')
+    assert facts['nvidia']['nvidia_smi_message'] is None and facts['gpu_unusable_reason'] is None
+
+
+def test_module_loaded_without_gpu_nodes_or_pci_is_still_no_gpu():
+    facts, dummy = collect('nvidia_no_gpu', 'nvidia_no_gpu')  # only /dev/nvidiactl: no GPU node, no GPU
+    assert (facts['gpu_vendor'], facts['gpu_unusable_reason']) == ('none', None)
+    assert facts['ollama_outlook']['causes'] == ['no_gpu']
+
+
+def test_amd_kfd_without_topology_is_an_amd_host():
+    facts, dummy = collect('amd_kfd_no_topology')
+    assert (facts['gpu_vendor'], facts['gpu_usable'], facts['gpu_count']) == ('amd', False, 1)
+    assert facts['amd']['kfd_topology_readable'] is False and facts['amd']['gpus'] == []
+    reason = facts['gpu_unusable_reason']
+    assert reason.startswith('/dev/kfd exists but the KFD topology (/sys/class/kfd/kfd/topology/nodes) cannot be read')
+    assert "host's /sys" in reason
+    assert facts['ollama_outlook']['causes'] == ['gpu_not_usable'] and facts['ollama_outlook']['vendor'] == 'none'
+    assert any('cannot be read' in h for h in facts['hints'])
+
+
+def test_kfd_topology_readable_on_a_captured_host():
+    facts, dummy = collect('amd_rdna2', 'docker_only')
+    assert facts['amd']['kfd_topology_readable'] is True and facts['gpu_unusable_reason'] is None
+
+
+@pytest.mark.parametrize('tree_name, case, words', [
+    ('nvidia_smi_missing', 'docker_only', ['550.127.05', 'nvidia-smi is missing']),
+    ('nvidia_unloaded', 'nvidia_smi_rc9', ['0000:0a:00.0', 'no NVIDIA kernel module is loaded', 'bound: nouveau']),
+    ('nvidia_single', 'mismatch', ['version_mismatch', 'reboot']),
+])
+def test_pci_hosts_get_a_reason_too(tree_name, case, words):
+    facts, dummy = collect(tree_name, case)
+    assert facts['gpu_vendor'] == 'nvidia' and not facts['gpu_usable']
+    for word in words:
+        assert word in facts['gpu_unusable_reason']
+
+
+def test_amd_on_pci_without_kfd_has_a_reason(tmp_path):
+    shutil.copytree(tree('amd_rdna3'), str(tmp_path / 'r'))
+    os.remove(str(tmp_path / 'r' / 'dev' / 'kfd'))
+    facts = gpu.collect(str(tmp_path / 'r'))
+    assert facts['gpu_vendor'] == 'amd' and 'no /dev/kfd' in facts['gpu_unusable_reason']
+
+
+# --------------------------------------------------------------------------- ollama_outlook
+
+def test_pascal_on_535_with_the_toolkit_is_predicted_to_fall_back():
+    facts, dummy = collect('nvidia_pascal_535_toolkit', 'nvidia_pascal_535_toolkit')
+    assert facts['ollama_outlook'] == {
+        'vendor': 'nvidia', 'inference': 'cpu',
+        'cpu_fallback_reason': 'GPU 0 (NVIDIA GeForce GTX 1080, compute capability 6.1) needs NVIDIA driver 570 or newer '
+                               'for Ollama v0.33 and this host has 535.183.01, so Ollama will fall back to the CPU: '
+                               'install NVIDIA driver 570 or newer',
+        'causes': ['nvidia_driver_too_old_for_compute_capability', 'nvidia_driver_too_old'],
+    }
+
+
+def test_pascal_on_535_without_a_runtime_names_both():
+    facts, dummy = collect('nvidia_pascal_535', 'nvidia_pascal_535')  # its daemon.json is broken JSON
+    outlook = facts['ollama_outlook']
+    assert outlook['vendor'] == 'none' and outlook['causes'][0] == 'no_gpu_runtime'
+    assert 'nvidia_driver_too_old_for_compute_capability' in outlook['causes']
+    assert 'install the NVIDIA Container Toolkit' in outlook['cpu_fallback_reason']
+    assert 'install NVIDIA driver 570 or newer' in outlook['cpu_fallback_reason']
+
+
+PASCAL_SMI = r"""#!/bin/sh
+# TEST FAKE: nvidia-smi on a GTX 1080 with driver 535, answering like molecule/nvidia/prepare.yml's.
+case "$*" in
+  *--query-gpu=driver_version*) echo '535.183.01' ;;
+  *--query-gpu=*) echo '0, GPU-7c1d9e2f-4a3b-5c6d-8e9f-0a1b2c3d4e5f, NVIDIA GeForce GTX 1080, 8192, 6.1, 00000000:01:00.0, [N/A]' ;;
+  -L) echo 'GPU 0: NVIDIA GeForce GTX 1080 (UUID: GPU-7c1d9e2f-4a3b-5c6d-8e9f-0a1b2c3d4e5f)' ;;
+  *) echo 'nvidia-smi (TEST FAKE)' ;;
+esac
+"""
+
+
+def faked_pascal_host(tmp_path, proc_version=True):
+    """A fake root as the Molecule scenarios build one (nvidia_single's tree, the nvidia runtime in
+    daemon.json) and a real executable nvidia-smi that answers CC 6.1 and driver 535; returns the facts."""
+    root = tmp_path / 'root'
+    shutil.copytree(tree('nvidia_single'), str(root))
+    if not proc_version:
+        shutil.rmtree(str(root / 'proc'))
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    (bin_dir / 'nvidia-smi').write_text(PASCAL_SMI, encoding='utf-8')
+    (bin_dir / 'nvidia-smi').chmod(0o755)
+
+    def run(argv):
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=20)
+        return proc.returncode, proc.stdout, proc.stderr
+    return gpu.collect(str(root), run, lambda name: shutil.which(name, path=str(bin_dir)))
+
+
+@pytest.mark.parametrize('proc_version, driver', [(False, '535.183.01'), (True, '550.54.14')])
+def test_a_faked_pascal_host_is_predicted_to_fall_back_mentioning_570(tmp_path, proc_version, driver):
+    """Whether the driver comes from nvidia-smi (no /proc) or a captured /proc, CC 6.1 needs 570."""
+    facts = faked_pascal_host(tmp_path, proc_version)
+    assert facts['nvidia']['driver_version'] == driver and facts['gpu_usable']
+    outlook = facts['ollama_outlook']
+    assert (outlook['vendor'], outlook['inference']) == ('nvidia', 'cpu')
+    assert outlook['causes'][0] == 'nvidia_driver_too_old_for_compute_capability'
+    assert 'driver 570 or newer' in outlook['cpu_fallback_reason'] and driver in outlook['cpu_fallback_reason']
+
+
+def _nvidia_facts(gpus, driver='550.54.14', runtimes=None):
+    return {
+        'gpu_vendor': 'nvidia', 'gpu_usable': True, 'gpu_count': len(gpus),
+        'nvidia': {'driver_version': driver, 'gpus': gpus, 'pci_devices': [{}] * len(gpus), 'device_nodes': []},
+        'container': {'daemon_json': {'runtimes': {'nvidia': 'nvidia-container-runtime'} if runtimes is None else runtimes},
+                      'cdi': {'devices': []}, 'nvidia_ctk': {'path': '/usr/bin/nvidia-ctk'}},
+    }
+
+
+RTX_4090 = {'index': 0, 'uuid': 'GPU-4090', 'name': 'NVIDIA GeForce RTX 4090', 'compute_capability': '8.9', 'mig_devices': []}
+GTX_1080 = {'index': 1, 'uuid': 'GPU-1080', 'name': 'NVIDIA GeForce GTX 1080', 'compute_capability': '6.1', 'mig_devices': []}
+TESLA_K80 = {'index': 0, 'uuid': 'GPU-k80', 'name': 'Tesla K80', 'compute_capability': '3.7', 'mig_devices': []}
+
+
+def test_one_good_gpu_keeps_ollama_on_the_gpu_unless_only_the_old_one_is_given():
+    facts = _nvidia_facts([RTX_4090, GTX_1080])
+    assert gpu.ollama_outlook(facts) == {'vendor': 'nvidia', 'inference': 'gpu', 'cpu_fallback_reason': None, 'causes': []}
+    for selected in (['1'], ['GPU-1080']):
+        outlook = gpu.ollama_outlook(facts, vendor='nvidia', selected=selected)
+        assert outlook['inference'] == 'cpu' and outlook['causes'] == ['nvidia_driver_too_old_for_compute_capability']
+        assert outlook['cpu_fallback_reason'].startswith('GPU 1 (NVIDIA GeForce GTX 1080, compute capability 6.1) needs')
+    assert gpu.ollama_outlook(facts, vendor='nvidia', selected=['0'])['inference'] == 'gpu'
+
+
+def test_driver_below_550_stops_every_gpu():
+    outlook = gpu.ollama_outlook(_nvidia_facts([RTX_4090], driver='535.183.01'))
+    assert outlook['causes'] == ['nvidia_driver_too_old'] and 'driver 550 or newer' in outlook['cpu_fallback_reason']
+
+
+def test_compute_capability_below_5_needs_another_gpu_and_the_driver_floor():
+    outlook = gpu.ollama_outlook(_nvidia_facts([TESLA_K80], driver='470.256.02'))
+    assert outlook['causes'] == ['nvidia_compute_capability_unsupported', 'nvidia_driver_too_old']
+    reason = outlook['cpu_fallback_reason']
+    assert 'below compute capability 5.0' in reason and 'use a GPU of compute capability 5.0 or newer' in reason
+    assert 'install NVIDIA driver 550 or newer' in reason
+
+
+def test_nvidia_ctk_alone_does_not_hand_out_gpus():
+    facts = _nvidia_facts([RTX_4090], runtimes={})
+    outlook = gpu.ollama_outlook(facts)
+    assert (outlook['vendor'], outlook['causes']) == ('none', ['no_gpu_runtime'])
+    assert 'nvidia-ctk alone is not enough' in outlook['cpu_fallback_reason']
+    facts['container']['cdi']['devices'] = ['nvidia.com/gpu=all']
+    assert gpu.ollama_outlook(facts)['vendor'] == 'nvidia'
+    assert gpu.docker_gpu_runtime_problem('nvidia', facts) is None
+
+
+def test_hidden_gpus_run_on_the_cpu():
+    outlook = gpu.ollama_outlook(_nvidia_facts([RTX_4090]), vendor='nvidia', env={'CUDA_VISIBLE_DEVICES': '-1'})
+    assert outlook['causes'] == ['gpus_hidden'] and 'CUDA_VISIBLE_DEVICES=-1' in outlook['cpu_fallback_reason']
+
+
+def test_amd_override_missing_or_given(tmp_path):
+    facts, dummy = collect('amd_rdna2', 'docker_only')  # gfx1030 (supported) and gfx1034 (needs 10.3.0)
+    assert facts['ollama_outlook'] == {'vendor': 'amd', 'inference': 'gpu', 'cpu_fallback_reason': None, 'causes': []}
+    only_1034 = ['/dev/dri/renderD129']
+    outlook = gpu.ollama_outlook(facts, vendor='amd', selected=only_1034, env={})
+    assert outlook['causes'] == ['amd_hsa_override_missing']
+    assert 'gfx1034' in outlook['cpu_fallback_reason'] and 'hsa_override_gfx_version: auto (10.3.0)' in outlook['cpu_fallback_reason']
+    for env in ({'HSA_OVERRIDE_GFX_VERSION': '10.3.0'}, {'HSA_OVERRIDE_GFX_VERSION_2': '10.3.0'}, None):
+        assert gpu.ollama_outlook(facts, vendor='amd', selected=only_1034, env=env)['inference'] == 'gpu'
+
+
+def test_amd_targets_nothing_rescues():
+    facts = {'gpu_vendor': 'amd', 'gpu_usable': True,
+             'amd': {'kfd': {'exists': True}, 'render_nodes': [{'path': '/dev/dri/renderD128', 'exists': True}],
+                     'gpus': [{'index': 0, 'node': 1, 'gfx_target': 'gfx90c', 'supported': False,
+                               'hsa_override_gfx_version': None, 'render_node': '/dev/dri/renderD128'}]}}
+    outlook = gpu.ollama_outlook(facts)
+    assert (outlook['vendor'], outlook['inference'], outlook['causes']) == ('amd', 'cpu', ['amd_gfx_target_unsupported'])
+    assert 'gfx90c' in outlook['cpu_fallback_reason']
+
+
+@pytest.mark.parametrize('facts, vendor, expected', [
+    (None, None, ('none', 'cpu', ['no_gpu'])),
+    ({}, None, ('none', 'cpu', ['no_gpu'])),
+    ({}, 'nvidia', ('nvidia', 'gpu', [])),  # nothing known: the choice is trusted
+    ({'gpu_vendor': 'nvidia'}, None, ('none', 'cpu', ['gpu_not_usable'])),
+    ({'gpu_vendor': 'amd', 'gpu_usable': True}, None, ('none', 'cpu', ['no_gpu_runtime'])),
+    ({'gpu_vendor': 'amd', 'gpu_usable': False}, 'amd', ('amd', 'cpu', ['gpu_not_usable'])),
+    ({'gpu_vendor': 'nvidia', 'gpu_usable': True, 'container': {'daemon_json': {'runtimes': {'nvidia': None}}}}, None,
+     ('nvidia', 'gpu', [])),
+    ({'gpu_vendor': 'nvidia', 'gpu_usable': False, 'nvidia': {'pci_devices': [{}]}}, 'nvidia',
+     ('nvidia', 'cpu', ['gpu_not_usable'])),
+])
+def test_outlook_on_partial_facts_never_raises(facts, vendor, expected):
+    outlook = gpu.ollama_outlook(facts, vendor=vendor)
+    assert (outlook['vendor'], outlook['inference'], outlook['causes']) == expected
+    assert (outlook['cpu_fallback_reason'] is None) == (outlook['inference'] == 'gpu')
+    json.dumps(outlook)
+
+
+@pytest.mark.parametrize('path', [
+    ('gpu_unusable_reason',), ('nvidia',), ('amd',), ('container',), ('gpu_usable',),
+    ('nvidia', 'driver_version'), ('nvidia', 'gpus'), ('nvidia', 'pci_devices'), ('container', 'daemon_json'),
+])
+@pytest.mark.parametrize('vendor', [None, 'nvidia', 'amd'])
+def test_outlook_with_any_key_missing_still_answers(path, vendor):
+    facts, dummy = collect('nvidia_pascal_535_toolkit', 'nvidia_pascal_535_toolkit')
+    holder = facts
+    for key in path[:-1]:
+        holder = holder[key]
+    del holder[path[-1]]
+    outlook = gpu.ollama_outlook(facts, vendor=vendor)
+    assert outlook['inference'] in ('gpu', 'cpu') and (outlook['cpu_fallback_reason'] is None) == (not outlook['causes'])

@@ -55,6 +55,26 @@ def test_pascal_host_warns_and_sets_the_fact(tools):
     assert facts['container']['docker']['client_version'] == '24.0.7'
 
 
+def test_pascal_host_with_the_toolkit_predicts_the_cpu_fallback(tools):
+    tools('nvidia_pascal_535_toolkit', 'nvidia-smi', 'docker', 'nvidia-ctk')
+    result, warnings = run_module({'root': os.path.join(FIXTURES, 'nvidia_pascal_535_toolkit')})
+    facts = result['ansible_facts']['ragops_gpu']
+    outlook = facts['ollama_outlook']
+    assert (outlook['vendor'], outlook['inference']) == ('nvidia', 'cpu') and facts['gpu_unusable_reason'] is None
+    assert outlook['causes'] == ['nvidia_driver_too_old_for_compute_capability', 'nvidia_driver_too_old']
+    assert 'install NVIDIA driver 570 or newer' in outlook['cpu_fallback_reason']
+    assert warnings == [w['message'] for w in facts['gpu_warnings']]  # the floors warn once, as before
+
+
+def test_jetson_like_host_through_path_is_nvidia_not_cpu(tools):
+    tools('docker_only', 'docker')
+    result, warnings = run_module({'root': os.path.join(FIXTURES, 'nvidia_jetson_orin')})
+    facts = result['ansible_facts']['ragops_gpu']
+    assert (facts['gpu_vendor'], facts['gpu_usable'], facts['gpu_count']) == ('nvidia', False, 1)
+    assert 'nvidia-smi is missing' in facts['gpu_unusable_reason']
+    assert facts['ollama_outlook']['causes'] == ['gpu_not_usable'] and warnings == []
+
+
 def test_check_mode_gives_the_same_answer(tools):
     log = tools('nvidia_multi_mig', 'nvidia-smi', 'docker', 'nvidia-ctk')
     root = os.path.join(FIXTURES, 'nvidia_multi_mig')

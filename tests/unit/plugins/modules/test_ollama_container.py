@@ -56,9 +56,22 @@ def test_check_and_diff_on_env_removal(client):
 def test_nvidia_facts_given_as_option(client):
     result, warnings = run(dict(gpu_facts=NVIDIA_FACTS, port=free_port(), gpus=['GPU-bbbb']))
     assert result['gpu'] == dict(requested='auto', vendor='nvidia', mode='runtime', devices=['GPU-bbbb'],
-                                 cpu_fallback_reason=None)
+                                 inference='gpu', cpu_fallback_reason=None)
+    assert warnings == []
     request = client.containers['ollama']['HostConfig']['DeviceRequests']
     assert request == [{'Driver': 'nvidia', 'Count': 0, 'DeviceIDs': ['GPU-bbbb'], 'Capabilities': [['gpu']], 'Options': {}}]
+
+
+def test_predicted_cpu_fallback_passes_the_gpu_and_warns(client):
+    from ansible_collections.ragops.gpu_stack.tests.unit.plugins.module_utils.test_gpu import collect
+    facts, dummy = collect('nvidia_pascal_535_toolkit', 'nvidia_pascal_535_toolkit')
+    result, warnings = run(dict(gpu_facts=facts, gpu='nvidia', port=free_port()))
+    gpu = result['gpu']
+    assert (gpu['vendor'], gpu['devices'], gpu['inference']) == ('nvidia', ['all'], 'cpu')
+    assert 'NVIDIA driver 570 or newer' in gpu['cpu_fallback_reason']
+    assert warnings == ['gpu: nvidia: %s' % gpu['cpu_fallback_reason']]
+    request = client.containers['ollama']['HostConfig']['DeviceRequests']
+    assert request == [{'Driver': 'nvidia', 'Count': -1, 'DeviceIDs': None, 'Capabilities': [['gpu']], 'Options': {}}]
 
 
 def test_amd(client):
