@@ -12,7 +12,13 @@ https://nvidia.github.io/libnvidia-container, signs it with a throwaway key and 
   installs ``nvidia-container-toolkit=1.17.8-1`` with its dependencies, and refuses the
   repository when the keyring holds another key;
 - the stand-in hook records the OCI spec it is given, as Docker's ``--gpus`` makes runc run
-  it (``nvidia-container-runtime-hook prestart``, the OCI state on stdin).
+  it (``nvidia-container-runtime-hook prestart``, the OCI state on stdin);
+- it gives the container /dev/nvidiactl, /dev/nvidia<N> per visible GPU and the host's
+  nvidia-smi (the GPUs being the host's ``nvidia-smi -L``), the stand-in runtime adds the hook
+  for ``--runtime nvidia``, and ``nvidia-ctk cdi generate`` describes the same devices;
+- end to end, Docker 20.10 in a throwaway systemd host with the fake nvidia-smi Molecule hosts
+  have: a container with a GPU request sees its GPUs, one without sees none, and the Ollama
+  double logs ``library=CUDA`` for the GPU it was given (``library=cpu`` without).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import base64
 import hashlib
 import json
 import os
+import stat
 import subprocess
 import urllib.request
 
@@ -278,7 +285,8 @@ def hook(tmp_path, state: dict | str, *args: str, env: dict[str, str] | None = N
     """Run the hook's source as runc would, the OCI state on stdin; records go under tmp_path/log."""
     stdin = state if isinstance(state, str) else json.dumps(state)
     return run('sh', HOOK, *args, input=stdin, check=False, timeout=30,
-               env=dict(env or os.environ, NVIDIA_STAND_IN_LOG_DIR=str(tmp_path / 'log')))
+               env=dict(env or os.environ, NVIDIA_STAND_IN_LOG_DIR=str(tmp_path / 'log'),
+                        NVIDIA_STAND_IN_NVIDIA_SMI=(env or {}).get('NVIDIA_STAND_IN_NVIDIA_SMI', str(tmp_path / 'no-smi'))))
 
 
 def bundle(tmp_path, env: list[str]) -> str:
@@ -348,10 +356,11 @@ def test_hook_other_stages_and_errors(tmp_path) -> None:
     assert hook(tmp_path, '', '-version').stdout.startswith('NVIDIA Container Runtime Hook version ')
 
 
-def test_nvidia_ctk_cdi_generate(tmp_path) -> None:
-    """cdi generate writes a CDI spec for nvidia.com/gpu devices 0 and all whose edits only set variables."""
+def test_nvidia_ctk_cdi_generate_without_nvidia_smi(tmp_path) -> None:
+    """Without an nvidia-smi, cdi generate writes devices 0 and all whose edits only set variables."""
     out = tmp_path / 'etc' / 'cdi' / 'nvidia.yaml'
-    result = run('sh', NVIDIA_CTK, 'cdi', 'generate', '--output=%s' % out, check=False)
+    result = run('sh', NVIDIA_CTK, 'cdi', 'generate', '--output=%s' % out, check=False,
+                 env=dict(os.environ, NVIDIA_STAND_IN_NVIDIA_SMI=str(tmp_path / 'absent')))
     assert result.returncode == 0, result.stderr
     spec = yaml.safe_load(out.read_text(encoding='utf-8'))
     assert spec['kind'] == 'nvidia.com/gpu'
@@ -360,7 +369,8 @@ def test_nvidia_ctk_cdi_generate(tmp_path) -> None:
     for device in spec['devices']:
         assert list(device['containerEdits']) == ['env']
     assert list(spec['containerEdits']) == ['env']
-    as_json = json.loads(run('sh', NVIDIA_CTK, 'cdi', 'generate', '--format', 'json').stdout)
+    as_json = json.loads(run('sh', NVIDIA_CTK, 'cdi', 'generate', '--format', 'json',
+                             env=dict(os.environ, NVIDIA_STAND_IN_NVIDIA_SMI=str(tmp_path / 'absent'))).stdout)
     assert as_json == spec
     refused = run('sh', NVIDIA_CTK, 'runtime', 'configure', '--runtime=docker', check=False)
     assert refused.returncode == 1 and 'docker_daemon_config' in refused.stderr
@@ -373,3 +383,267 @@ def test_nvidia_container_cli_has_no_driver() -> None:
         assert result.returncode == 1
         assert 'no NVIDIA driver (test stand-in)' in result.stderr
     assert run('sh', NVIDIA_CLI, '--version').stdout.startswith('cli-version: ')
+
+
+# ---------------------------------------------------------------------------------------------
+# Giving a container its GPUs (contract C2): /dev/nvidiactl, /dev/nvidia<N> per visible GPU and
+# the host's nvidia-smi at /usr/bin/nvidia-smi, the GPUs being the host's `nvidia-smi -L`.
+
+RUNTIME = os.path.join(SOURCES, 'nvidia-container-toolkit-base', 'usr', 'bin', 'nvidia-container-runtime')
+SECOND_UUID = 'GPU-1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9'
+# The same answers as molecule/nvidia/prepare.yml's fake: two RTX 4090s on driver 550.
+FAKE_SMI = r'''#!/bin/sh
+# TEST FAKE nvidia-smi (tests/world/test_nvidia_stand_in.py), shaped like molecule/nvidia/prepare.yml's.
+case "$*" in
+  *--query-gpu=driver_version*) printf '550.54.14\n550.54.14\n' ;;
+  *--query-gpu=*)
+    echo '0, GPU-5e1f4a5b-9c2f-3d1e-8a7b-6c5d4e3f2a10, NVIDIA GeForce RTX 4090, 24564, 8.9, 00000000:01:00.0, [N/A]'
+    echo '1, GPU-1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9, NVIDIA GeForce RTX 4090, 24564, 8.9, 00000000:02:00.0, [N/A]'
+    ;;
+  -L)
+    echo 'GPU 0: NVIDIA GeForce RTX 4090 (UUID: GPU-5e1f4a5b-9c2f-3d1e-8a7b-6c5d4e3f2a10)'
+    echo 'GPU 1: NVIDIA GeForce RTX 4090 (UUID: GPU-1f2e3d4c-5b6a-4978-8695-a4b3c2d1e0f9)'
+    ;;
+  *) echo 'nvidia-smi (TEST FAKE)' ;;
+esac
+'''
+
+
+@pytest.fixture(name='fake_smi')
+def fixture_fake_smi(tmp_path) -> str:
+    path = tmp_path / 'host-bin' / 'nvidia-smi'
+    path.parent.mkdir()
+    path.write_text(FAKE_SMI, encoding='utf-8')
+    path.chmod(0o755)
+    return str(path)
+
+
+def rootfs_bundle(tmp_path, env: list[str]) -> str:
+    """A bundle whose root file system (relative path, as runc allows) has an empty /dev."""
+    path = bundle(tmp_path, env)
+    os.makedirs(os.path.join(path, 'rootfs', 'dev'), exist_ok=True)
+    return path
+
+
+@pytest.mark.parametrize(('visible', 'nodes'), [
+    ('all', ['nvidia0', 'nvidia1', 'nvidiactl']),
+    ('1', ['nvidia1', 'nvidiactl']),
+    (SECOND_UUID, ['nvidia1', 'nvidiactl']),
+    ('GPU-5e1f', ['nvidia0', 'nvidiactl']),
+    ('none', ['nvidiactl']),
+])
+def test_hook_gives_the_visible_gpus(tmp_path, fake_smi, visible, nodes) -> None:
+    """The hook enters the process's mount namespace (here the test's own) and makes the nodes and nvidia-smi."""
+    if os.geteuid() != 0:
+        pytest.skip('nsenter and mknod need root')
+    path = rootfs_bundle(tmp_path, ['NVIDIA_VISIBLE_DEVICES=all', 'NVIDIA_VISIBLE_DEVICES=%s' % visible])
+    state = {'ociVersion': '1.0.2', 'id': 'gpus', 'status': 'creating', 'pid': os.getpid(), 'bundle': path}
+    result = hook(tmp_path, state, 'prestart', env=dict(os.environ, NVIDIA_STAND_IN_NVIDIA_SMI=fake_smi))
+    assert result.returncode == 0, result.stderr
+    dev = os.path.join(path, 'rootfs', 'dev')
+    assert sorted(os.listdir(dev)) == nodes
+    for node in nodes:
+        info = os.stat(os.path.join(dev, node))
+        assert stat.S_ISCHR(info.st_mode)
+        assert (os.major(info.st_rdev), os.minor(info.st_rdev)) == (195, 255 if node == 'nvidiactl' else int(node[6:]))
+    with open(os.path.join(path, 'rootfs', 'usr', 'bin', 'nvidia-smi'), encoding='utf-8') as handle:
+        assert handle.read() == FAKE_SMI
+    with open(tmp_path / 'log' / 'gpus.json', encoding='utf-8') as handle:
+        record = json.load(handle)
+    assert record['devices'] == ['/dev/' + n for n in ['nvidiactl'] + nodes[:-1]]
+    assert record['nvidia_smi'] == '/usr/bin/nvidia-smi'
+    assert record['nodes'] == 'mknod'
+    assert record['error'] is None
+
+
+def test_hook_refuses_a_gpu_the_host_lacks(tmp_path, fake_smi) -> None:
+    """As the real hook: an unknown index or UUID fails the container's start, and says which."""
+    path = rootfs_bundle(tmp_path, ['NVIDIA_VISIBLE_DEVICES=0,2'])
+    state = {'id': 'bad', 'pid': os.getpid(), 'bundle': path}
+    result = hook(tmp_path, state, 'prestart', env=dict(os.environ, NVIDIA_STAND_IN_NVIDIA_SMI=fake_smi))
+    assert result.returncode == 1
+    assert 'device error: 2: unknown device' in result.stderr
+    assert os.listdir(os.path.join(path, 'rootfs', 'dev')) == []
+    with open(tmp_path / 'log' / 'bad.json', encoding='utf-8') as handle:
+        assert json.load(handle)['devices'] == []
+
+
+def test_hook_without_nvidia_smi_gives_nothing_and_says_why(tmp_path) -> None:
+    path = rootfs_bundle(tmp_path, ['NVIDIA_VISIBLE_DEVICES=all'])
+    result = hook(tmp_path, {'id': 'nosmi', 'pid': os.getpid(), 'bundle': path}, 'prestart')
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(os.path.join(path, 'rootfs', 'dev')) == []
+    with open(tmp_path / 'log' / 'nosmi.json', encoding='utf-8') as handle:
+        record = json.load(handle)
+    assert record['devices'] == [] and record['nvidia_smi'] is None
+    assert 'no nvidia-smi on the host' in record['error']
+
+
+def runtime_create(tmp_path, config: dict | str) -> dict:
+    """Run the stand-in runtime as containerd's shim would for `create`, with a runc that does nothing."""
+    path = tmp_path / 'rt-bundle'
+    path.mkdir(exist_ok=True)
+    (path / 'config.json').write_text(config if isinstance(config, str) else json.dumps(config), encoding='utf-8')
+    fake = tmp_path / 'rt-bin'
+    fake.mkdir(exist_ok=True)
+    (fake / 'runc').write_text('#!/bin/sh\necho "runc $*"\n', encoding='utf-8')
+    (fake / 'runc').chmod(0o755)
+    # The runtime puts the standard folders first: a copy of it finds the fake runc by a changed PATH line.
+    script = tmp_path / 'nvidia-container-runtime'
+    with open(RUNTIME, encoding='utf-8') as handle:
+        script.write_text(handle.read().replace('PATH=/usr/local/sbin', 'PATH=%s:/usr/local/sbin' % fake, 1), encoding='utf-8')
+    result = run('sh', str(script), '--root', '/run/containerd/runc/moby', '--log', '/dev/null', 'create', '--bundle',
+                 str(path), '--pid-file', '/dev/null', 'cid')
+    assert result.stdout.startswith('runc --root /run/containerd/runc/moby --log /dev/null create --bundle ')
+    return json.loads((path / 'config.json').read_text(encoding='utf-8'))
+
+
+@pytest.mark.parametrize('hooks', [None, {}, {'prestart': []}, {'prestart': [{'path': '/proc/1/exe', 'args': ['libnetwork-setkey']}]},
+                                   {'poststop': [{'path': '/bin/true'}]}])
+def test_runtime_adds_the_hook_for_nvidia_visible_devices(tmp_path, hooks) -> None:
+    """--runtime nvidia: an image's NVIDIA_VISIBLE_DEVICES gets the prestart hook first, the others kept."""
+    config = {'ociVersion': '1.0.2-dev', 'process': {'env': ['NVIDIA_VISIBLE_DEVICES=all']}, 'root': {'path': 'rootfs'}}
+    if hooks is not None:
+        config['hooks'] = hooks
+    edited = runtime_create(tmp_path, json.dumps(config, indent=2 if hooks == {} else None))
+    prestart = edited['hooks']['prestart']
+    assert prestart[0]['args'] == ['nvidia-container-runtime-hook', 'prestart']
+    assert prestart[0]['path'].endswith('/nvidia-container-runtime-hook')
+    assert prestart[1:] == (hooks or {}).get('prestart', [])
+    assert {k: v for k, v in edited['hooks'].items() if k != 'prestart'} == {k: v for k, v in (hooks or {}).items() if k != 'prestart'}
+    assert {k: v for k, v in edited.items() if k != 'hooks'} == {k: v for k, v in config.items() if k != 'hooks'}
+
+
+@pytest.mark.parametrize('env', [['PATH=/bin'], ['NVIDIA_VISIBLE_DEVICES=void'], ['NVIDIA_VISIBLE_DEVICES=']])
+def test_runtime_leaves_other_containers_alone(tmp_path, env) -> None:
+    config = {'process': {'env': env}}
+    assert runtime_create(tmp_path, config) == config
+
+
+def test_runtime_does_not_add_a_second_hook(tmp_path) -> None:
+    """dockerd added the hook itself (--gpus): the spec stays as it is."""
+    config = {'process': {'env': ['NVIDIA_VISIBLE_DEVICES=0']},
+              'hooks': {'prestart': [{'path': '/usr/bin/nvidia-container-runtime-hook', 'args': ['nvidia-container-runtime-hook', 'prestart']}]}}
+    assert runtime_create(tmp_path, config) == config
+
+
+@pytest.mark.parametrize(('strategy', 'names'), [('index', ['0', '1', 'all']), ('uuid', ['GPU-5e1f4a5b-9c2f-3d1e-8a7b-6c5d4e3f2a10', SECOND_UUID, 'all'])])
+def test_nvidia_ctk_cdi_generate_for_the_hosts_gpus(tmp_path, fake_smi, strategy, names) -> None:
+    """A spec as NVIDIA's: per GPU its /dev/nvidia<N>, for all /dev/nvidiactl and nvidia-smi mounted at /usr/bin."""
+    env = dict(os.environ, NVIDIA_STAND_IN_NVIDIA_SMI=fake_smi)
+    out = tmp_path / 'nvidia.yaml'
+    run('sh', NVIDIA_CTK, 'cdi', 'generate', '--output=%s' % out, '--device-name-strategy=%s' % strategy, env=env)
+    spec = yaml.safe_load(out.read_text(encoding='utf-8'))
+    assert spec['kind'] == 'nvidia.com/gpu' and spec['cdiVersion'] == '0.5.0'
+    assert [d['name'] for d in spec['devices']] == names
+    nodes = [[(n['path'], n['type'], n['major'], n['minor']) for n in d['containerEdits']['deviceNodes']] for d in spec['devices']]
+    assert nodes == [[('/dev/nvidia0', 'c', 195, 0)], [('/dev/nvidia1', 'c', 195, 1)],
+                     [('/dev/nvidia0', 'c', 195, 0), ('/dev/nvidia1', 'c', 195, 1)]]
+    common = spec['containerEdits']
+    assert common['deviceNodes'] == [{'path': '/dev/nvidiactl', 'type': 'c', 'major': 195, 'minor': 255}]
+    assert common['mounts'] == [{'hostPath': fake_smi, 'containerPath': '/usr/bin/nvidia-smi', 'options': ['ro', 'nosuid', 'nodev', 'bind']}]
+    assert 'NVIDIA_VISIBLE_DEVICES=void' in common['env']
+    as_json = json.loads(run('sh', NVIDIA_CTK, 'cdi', 'generate', '--format=json', '--device-name-strategy', strategy, env=env).stdout)
+    assert as_json == spec
+    listed = run('sh', NVIDIA_CTK, 'cdi', 'list', env=env)
+    assert listed.returncode == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end: Docker 20.10 (Debian 12's docker.io) in a throwaway systemd host, the stand-in
+# toolkit from the repository, the fake nvidia-smi on PATH as the Molecule hosts have it.
+
+HOST_SETUP = APT_PRELUDE + r'''
+curl -fsSL "$base/gpgkey" | gpg --dearmor -o %(keyring)s
+# Quiet unless it fails; the mirror is the internet's, so one retry.
+log=/var/tmp/host-setup.log
+systemctl is-system-running --wait >/dev/null 2>&1 || true
+apt-get update -q >$log 2>&1 || { sleep 5; apt-get update -q >>$log 2>&1; } || { cat $log; exit 1; }
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends docker.io nvidia-container-toolkit=%(version)s >>$log 2>&1 ||
+  { cat $log; exit 1; }
+cat >/usr/local/bin/nvidia-smi <<'SMI'
+%(smi)sSMI
+chmod 0755 /usr/local/bin/nvidia-smi
+cat >/etc/docker/daemon.json <<'JSON'
+{"registry-mirrors": ["http://registry.local:5000"], "insecure-registries": ["registry.local:5000"],
+ "runtimes": {"nvidia": {"path": "nvidia-container-runtime", "args": []}}}
+JSON
+# dockerd registers --gpus only when it finds the hook on PATH at start.
+systemctl restart docker
+for _ in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
+docker pull -q ollama/ollama:0.33.0 >/dev/null
+echo ready
+'''
+
+SHOW = "ls /dev | grep -E '^nvidia' | sort | tr '\\n' ' '; echo; if [ -e /usr/bin/nvidia-smi ]; then nvidia-smi -L; else echo no-smi; fi"
+
+
+@pytest.fixture(name='gpu_host', scope='module')
+def fixture_gpu_host(repo: Repo, image: str):
+    """A booted Debian 12 host (Molecule's platform flags) with Docker, the stand-in toolkit and the fake nvidia-smi."""
+    assert repo.fingerprint
+    name = 'ragops-world-nvidia-stand-in-%d' % os.getpid()
+    run('docker', 'rm', '-f', name, check=False)
+    run('docker', 'run', '-d', '--name', name, '--cap-add', 'SYS_ADMIN', '--cap-add', 'NET_ADMIN', '--cap-add', 'SYS_PTRACE',
+        '--security-opt', 'seccomp=unconfined', '--security-opt', 'apparmor=unconfined', '--cgroupns', 'host',
+        '-v', '/sys/fs/cgroup:/sys/fs/cgroup:rw', '-v', '/var/lib/docker', '--tmpfs', '/run', '--tmpfs', '/run/lock',
+        '-e', 'container=docker', '--add-host', 'registry.local:host-gateway', image, '/lib/systemd/systemd')
+    try:
+        params = {'port': PORT, 'keyring': KEYRING, 'version': VERSION, 'smi': FAKE_SMI}
+        result = run('docker', 'exec', name, 'bash', '-c', HOST_SETUP % params, check=False, timeout=600)
+        assert result.stdout.strip().endswith('ready'), result.stdout + result.stderr
+        yield name
+    finally:
+        run('docker', 'rm', '-f', '-v', name, check=False)
+
+
+def in_gpu_host(host: str, script: str, timeout: float = 120) -> str:
+    result = run('docker', 'exec', host, 'bash', '-c', script, check=False, timeout=timeout)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+@pytest.mark.parametrize(('options', 'nodes', 'smi'), [
+    ("--gpus all", 'nvidia0 nvidia1 nvidiactl', 2),
+    ("--gpus '\"device=%s\"'" % SECOND_UUID, 'nvidia1 nvidiactl', 2),
+    ("--gpus 1", 'nvidia0 nvidiactl', 2),
+    # The image sets NVIDIA_VISIBLE_DEVICES=all: the nvidia runtime gives it every GPU unasked.
+    ("--runtime nvidia", 'nvidia0 nvidia1 nvidiactl', 2),
+    ("", '', 0),
+])
+def test_a_container_sees_the_gpus_it_was_given(gpu_host, options, nodes, smi) -> None:
+    out = in_gpu_host(gpu_host, "docker run --rm %s --entrypoint /bin/sh ollama/ollama:0.33.0 -c \"%s\"" % (options, SHOW))
+    listed, rest = out.split('\n', 1)
+    assert listed.strip() == nodes, out
+    if smi:
+        assert rest.count('(UUID: GPU-') == smi, out
+    else:
+        assert rest.strip() == 'no-smi', out
+
+
+def test_the_ollama_double_runs_on_the_gpu_it_was_given(gpu_host) -> None:
+    """docker logs shows v0.33's inference compute line for the one GPU asked for; without a request, the CPU."""
+    script = r'''
+    docker rm -f gpu cpu >/dev/null 2>&1 || true
+    docker run -d --name gpu --gpus '"device=1"' ollama/ollama:0.33.0 >/dev/null
+    docker run -d --name cpu ollama/ollama:0.33.0 >/dev/null
+    for c in gpu cpu; do
+      for _ in $(seq 50); do docker exec $c ollama list >/dev/null 2>&1 && break; sleep 0.2; done
+      docker exec $c ollama pull qwen2.5:0.5b >/dev/null
+      docker exec $c python3 -c "import json, urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:11434/api/generate', data=json.dumps({'model': 'qwen2.5:0.5b'}).encode())).read(); print('ps', json.dumps(json.load(u.urlopen('http://127.0.0.1:11434/api/ps'))['models'][0]))"
+      docker logs $c 2>&1 | grep 'inference compute'
+    done
+    docker rm -f gpu cpu >/dev/null
+    '''
+    out = in_gpu_host(gpu_host, script, timeout=180)
+    ps = [json.loads(line[3:]) for line in out.splitlines() if line.startswith('ps ')]
+    compute = [line.split(' source=', 1)[1] for line in out.splitlines() if 'inference compute' in line]
+    assert compute == [
+        'types.go:60 msg="inference compute" id=0 filter_id=0 library=CUDA compute=8.9 name=CUDA0 '
+        'description="NVIDIA GeForce RTX 4090" libdirs=ollama,cuda_v12 driver=12.4 pci_id=0000:02:00.0 type=discrete '
+        'total="24.0 GiB" available="23.5 GiB"',
+        'types.go:60 msg="inference compute" id=cpu library=cpu compute="" name=cpu description=cpu libdirs=ollama '
+        'driver="" pci_id="" type="" total="15.6 GiB" available="14.9 GiB"',
+    ], out
+    assert ps[0]['size_vram'] == ps[0]['size'] > 0
+    assert ps[1]['size_vram'] == 0

@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parents[3]
 DOUBLE_DIR = REPO / "tests" / "world" / "ollama_double"
 DOUBLE_PY = DOUBLE_DIR / "ollama_double.py"
 SHIM = DOUBLE_DIR / "ollama"
+# What selects GPUs for Ollama: never taken from the environment the tests run in.
+GPU_ENV = ("CUDA_VISIBLE_DEVICES", "HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "HSA_OVERRIDE_GFX_VERSION")
 
 
 class RunningDouble:
@@ -74,7 +76,12 @@ class RunningDouble:
 
 
 def spawn_double(models: Path, log_path: Path, env: dict | None = None, args: tuple = ()) -> RunningDouble:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA")}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA") and k not in GPU_ENV}
+    # The double decides its compute from /dev and nvidia-smi (OLLAMA_DOUBLE_ROOT): an empty
+    # root unless a test gives one, so that no test depends on this machine's devices.
+    empty_root = log_path.parent / "empty-root"
+    empty_root.mkdir(exist_ok=True)
+    full_env["OLLAMA_DOUBLE_ROOT"] = str(empty_root)
     full_env.update(env or {})
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(  # pylint: disable=consider-using-with

@@ -43,9 +43,16 @@ Model lists are comma separated names, normalised like Ollama names (``llama3.2`
 ======================================  ========================  ===================================
 environment variable                    /_double/faults key       effect
 ======================================  ========================  ===================================
-OLLAMA_DOUBLE_GPU=cpu|cuda|rocm         gpu                       startup ``inference compute`` line;
-                                                                  /api/ps size_vram (0 on cpu).
-                                                                  CUDA_VISIBLE_DEVICES=-1 forces cpu.
+OLLAMA_DOUBLE_GPU=auto|cpu|cuda|rocm    gpu                       auto (unset): what the container
+                                                                  was given decides (below); cuda or
+                                                                  rocm: one made-up 24 GiB GPU; cpu.
+                                                                  CUDA_VISIBLE_DEVICES=-1 or empty
+                                                                  forces cpu. /api/ps size_vram (0
+                                                                  on cpu)
+OLLAMA_DOUBLE_ROCM_GFX=gfx1030          (start only)              the AMD GPUs' LLVM target (auto)
+OLLAMA_DOUBLE_ROCM_VRAM_MIB=16384       (start only)              each AMD GPU's memory (auto)
+OLLAMA_DOUBLE_ROOT=/                    (start only)              where auto looks for /dev and
+                                                                  /usr/bin/nvidia-smi (tests)
 OLLAMA_DOUBLE_UNREACHABLE=1             unreachable (bool)        pulls fail: ``pull model manifest:
                                                                   Get "https://...": dial tcp: lookup
                                                                   registry.ollama.ai: no such host``
@@ -85,6 +92,30 @@ OLLAMA_DOUBLE_EXTRA=name=like,...       (POST /_double/upstream)  extra upstream
                                                                   shape of a catalog model
 ======================================  ========================  ===================================
 
+Compute (gpu auto), decided once at start as Ollama v0.33 does, from what the container
+was given; the result is logged on stderr (what ``docker logs`` shows) before serving:
+
+- NVIDIA when ``/dev/nvidia<N>`` exist: the GPUs are the rows of
+  ``/usr/bin/nvidia-smi --query-gpu=index,uuid,name,memory.total,compute_cap,pci.bus_id,mig.mode.current
+  --format=csv,noheader,nounits`` whose index N has a node (nvidia-smi in a container lists
+  the host's GPUs), with the driver from ``--query-gpu=driver_version --format=csv,noheader``.
+  CUDA_VISIBLE_DEVICES selects (indexes into those GPUs or UUID prefixes; -1 or empty: none).
+  Floors: compute capability below 5.0 (``msg="CUDA GPU is too old"``), driver below 550, or
+  below 570 for compute capability 5.0-6.2 (``msg="NVIDIA driver too old"``) drop a GPU with a
+  WARN line. Nodes without a working nvidia-smi: ``msg="failure during GPU discovery"``.
+- ROCm when ``/dev/kfd`` and ``/dev/dri/renderD*`` exist: one GPU per render node, target
+  OLLAMA_DOUBLE_ROCM_GFX unless HSA_OVERRIDE_GFX_VERSION[_<i>] (10.3.0 = gfx1030) says
+  otherwise; a target outside Ollama's list drops the GPU (``msg="amdgpu is not supported
+  ..."``). HIP_VISIBLE_DEVICES / ROCR_VISIBLE_DEVICES select by index.
+- Else, or when every GPU was dropped, the CPU.
+
+One ``msg="inference compute"`` line per GPU kept (``id=<n> filter_id=<token or n>
+library=CUDA|ROCm compute=... name=CUDA<n> description=<name> libdirs=ollama,cuda_v12|13
+driver=<CUDA version of the driver branch> pci_id=... type=discrete total=... available=...``,
+available being total less 512 MiB), or the CPU one (``id=cpu library=cpu``). A loaded model's
+size_vram is its size when it fits the GPUs' available memory, that memory when not (a
+partial offload), 0 on the CPU.
+
 Control endpoints:
 
 - ``GET /_double/faults``: current knobs. ``POST /_double/faults {key: value}``: merge.
@@ -121,6 +152,7 @@ import re
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
@@ -620,7 +652,7 @@ def canonical(text: str) -> str:
 
 
 DEFAULT_FAULTS = {
-    "gpu": "cpu", "unreachable": False, "unknown": [], "newer_version": [], "drop_after_bytes": 0,
+    "gpu": "auto", "unreachable": False, "unknown": [], "newer_version": [], "drop_after_bytes": 0,
     "drop_times": 1, "drop_mode": "cut", "rate": 0, "corrupt": [], "final_progress": True, "load_seconds": 0.0,
     "disk_full_after_bytes": 0, "stall_after_bytes": 0, "stall_seconds": 10.0,
 }
@@ -629,7 +661,7 @@ LIST_KNOBS = ("unknown", "newer_version", "corrupt")
 
 def faults_from_env() -> dict:
     faults = dict(DEFAULT_FAULTS)
-    faults["gpu"] = os.environ.get("OLLAMA_DOUBLE_GPU", "cpu").strip().lower() or "cpu"
+    faults["gpu"] = os.environ.get("OLLAMA_DOUBLE_GPU", "auto").strip().lower() or "auto"
     faults["unreachable"] = _env_flag("OLLAMA_DOUBLE_UNREACHABLE", False)
     faults["unknown"] = [canonical(n) for n in _env_list("OLLAMA_DOUBLE_UNKNOWN")]
     faults["newer_version"] = [canonical(n) for n in _env_list("OLLAMA_DOUBLE_NEWER_VERSION")]
@@ -1029,13 +1061,21 @@ class Double:
         self.max_loaded = _env_number("OLLAMA_MAX_LOADED_MODELS", 0) or 3
         self.context_length_env = _env_number("OLLAMA_CONTEXT_LENGTH", 0)
         self.noprune = bool(os.environ.get("OLLAMA_NOPRUNE", ""))
+        # Ollama discovers its GPUs once, at start.
+        self.discovered = discover_compute()
 
     # -- GPU -------------------------------------------------------------
+    def compute(self) -> Compute:
+        """What the server runs on: OLLAMA_DOUBLE_GPU (the gpu knob) forces it; auto is what startup found."""
+        forced = self.upstream.fault("gpu")
+        if forced not in ("cuda", "rocm", "cpu"):
+            return self.discovered
+        if forced == "cpu" or os.environ.get("CUDA_VISIBLE_DEVICES", "x").strip() in ("-1", ""):
+            return Compute("cpu")
+        return FORCED_COMPUTE[forced]
+
     def gpu(self) -> str:
-        if os.environ.get("CUDA_VISIBLE_DEVICES", "").strip() == "-1":
-            return "cpu"
-        gpu = self.upstream.fault("gpu")
-        return gpu if gpu in ("cuda", "rocm") else "cpu"
+        return self.compute().gpu
 
     def default_context(self) -> int:
         if self.context_length_env > 0:
@@ -1069,7 +1109,9 @@ class Double:
         if view.context_length:
             num_ctx = min(num_ctx, view.context_length)
         short = view.name.shortest()
-        vram = view.size if self.gpu() != "cpu" else 0
+        compute = self.compute()
+        # all layers on the GPUs when the model fits their free memory, else part of it (partial offload)
+        vram = min(view.size, compute.available_bytes()) if compute.gpu != "cpu" else 0
         entry = LoadedModel(short, view.digest, view.size, vram, view.details(), num_ctx)
         now = time.time_ns()
         entry.expires_ns = now + duration
@@ -1829,6 +1871,240 @@ def client_base_url() -> str:
     return "%s://%s:%d" % (scheme, host, port)
 
 
+# ---------------------------------------------------------------- compute discovery
+#
+# What Ollama v0.33 finds at start, decided as it does from what the container was given
+# (OLLAMA-API.md, "Hardware support"): the double has no GPU library, so NVIDIA GPUs are
+# the /dev/nvidia<N> nodes with the matching rows of the container's nvidia-smi (what the
+# NVIDIA Container Toolkit, or its test-world stand-in, puts at /usr/bin/nvidia-smi), and
+# AMD GPUs are /dev/kfd with one /dev/dri/renderD* node per GPU, described by knobs.
+# OLLAMA_DOUBLE_ROOT (default /) is where /dev and /usr/bin/nvidia-smi are looked up.
+
+NVIDIA_MIN_DRIVER = 550
+NVIDIA_MIN_COMPUTE = (5, 0)
+# Compute capability 5.0-6.2 (Maxwell, Pascal) needs a newer driver than the rest.
+NVIDIA_OLD_COMPUTE_MAX = (6, 2)
+NVIDIA_OLD_COMPUTE_MIN_DRIVER = 570
+NVIDIA_SMI_FIELDS = ("index", "uuid", "name", "memory.total", "compute_cap", "pci.bus_id", "mig.mode.current")
+# The CUDA version each driver branch reports (nvidia-smi's "CUDA Version"), what Ollama logs as driver=.
+CUDA_BY_DRIVER = ((580, "13.0"), (575, "12.9"), (570, "12.8"), (565, "12.7"), (560, "12.6"), (555, "12.5"),
+                  (550, "12.4"), (545, "12.3"), (535, "12.2"), (530, "12.1"), (525, "12.0"), (520, "11.8"))
+ROCM_TARGETS = ("gfx908", "gfx90a", "gfx942", "gfx950", "gfx1030", "gfx1100", "gfx1101", "gfx1102", "gfx1150",
+                "gfx1151", "gfx1200", "gfx1201")
+ROCM_NAMES = {"gfx1030": "AMD Radeon RX 6800 XT", "gfx1100": "AMD Radeon RX 7900 XTX", "gfx1101": "AMD Radeon RX 7800 XT",
+              "gfx1102": "AMD Radeon RX 7600", "gfx90a": "AMD Instinct MI210", "gfx942": "AMD Instinct MI300X",
+              "gfx1034": "AMD Radeon RX 6500 XT", "gfx1032": "AMD Radeon RX 6600"}
+ROCM_DRIVER = "60342.13"
+DISCOVERY_SOURCE = "runner.go:153"
+# What Ollama reports free beside the total (the double has nothing to measure).
+VRAM_RESERVED_MIB = 512
+
+
+class Compute:
+    """What the startup discovery found: library CUDA|ROCm|cpu, the GPUs, the warnings to log."""
+
+    def __init__(self, library: str, gpus=None, warnings=None) -> None:
+        self.library = library
+        self.gpus = gpus or []
+        self.warnings = warnings or []
+
+    @property
+    def gpu(self) -> str:
+        return {"CUDA": "cuda", "ROCm": "rocm"}.get(self.library, "cpu")
+
+    def available_bytes(self) -> int:
+        return sum(g["available_mib"] for g in self.gpus) * 1024 * 1024
+
+
+def gib(mib: int) -> str:
+    """Ollama's format.HumanBytes2 for the sizes it logs."""
+    return "%.1f GiB" % (mib / 1024)
+
+
+def _cc(text: str):
+    match = re.match(r"^\s*(\d+)\.(\d+)\s*$", text or "")
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def cuda_version(driver: str) -> str:
+    match = re.match(r"^\s*(\d+)", driver or "")
+    major = int(match.group(1)) if match else 0
+    return next((cuda for branch, cuda in CUDA_BY_DRIVER if major >= branch), "11.0")
+
+
+def _smi(path: str, *args: str):
+    try:
+        done = subprocess.run([path, *args], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, str(exc)
+    if done.returncode != 0:
+        return None, (done.stderr or done.stdout).strip()[:200] or "exit status %d" % done.returncode
+    return done.stdout, None
+
+
+def parse_smi_rows(text: str) -> list:
+    """nvidia-smi --query-gpu=NVIDIA_SMI_FIELDS --format=csv,noheader,nounits, a name with commas put back."""
+    rows = []
+    count = len(NVIDIA_SMI_FIELDS)
+    for line in (text or "").splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < count or not parts[0].isdigit():
+            continue
+        extra = len(parts) - count
+        parts = parts[:2] + [", ".join(parts[2:3 + extra])] + parts[3 + extra:]
+        rows.append(dict(zip(NVIDIA_SMI_FIELDS, parts)))
+    return rows
+
+
+def pci_id(bus_id: str) -> str:
+    """nvidia-smi's 00000000:01:00.0 as Ollama logs it (0000:01:00.0)."""
+    match = re.match(r"^([0-9A-Fa-f]+):([0-9A-Fa-f]{2}):([0-9A-Fa-f]{2})\.([0-7])$", (bus_id or "").strip())
+    if not match:
+        return (bus_id or "").strip().lower()
+    return "%04x:%s:%s.%s" % (int(match.group(1), 16) & 0xFFFF, match.group(2).lower(), match.group(3).lower(), match.group(4))
+
+
+def _visible(tokens_text, gpus: list, key) -> list:
+    """CUDA_VISIBLE_DEVICES-style selection: indexes into GPUS or ids (prefixes); stops at the first bad token."""
+    if tokens_text is None:
+        return [(str(i), g) for i, g in enumerate(gpus)]
+    chosen = []
+    for token in tokens_text.split(","):
+        token = token.strip()
+        if token.isdigit() and int(token) < len(gpus):
+            match = gpus[int(token)]
+        else:
+            match = next((g for g in gpus if token and key(g) and key(g).startswith(token) and not token.isdigit()), None)
+        if match is None:
+            break
+        if all(match is not m for dummy, m in chosen):
+            chosen.append((token, match))
+    return chosen
+
+
+def discover_nvidia(root: str, env) -> Compute | None:
+    """CUDA GPUs from /dev/nvidia<N> and nvidia-smi; None when the container was given none."""
+    dev = os.path.join(root, "dev")
+    try:
+        minors = sorted(int(n[6:]) for n in os.listdir(dev) if re.match(r"^nvidia\d+$", n))
+    except OSError:
+        minors = []
+    if not minors:
+        return None
+    warnings = []
+    smi = os.path.join(root, "usr", "bin", "nvidia-smi")
+    out, error = _smi(smi, "--query-gpu=" + ",".join(NVIDIA_SMI_FIELDS), "--format=csv,noheader,nounits")
+    driver_out, driver_error = _smi(smi, "--query-gpu=driver_version", "--format=csv,noheader") if out is not None else (None, None)
+    if out is None or driver_out is None:
+        warnings.append(("WARN", "failure during GPU discovery", {
+            "library": "CUDA", "devices": ",".join("/dev/nvidia%d" % m for m in minors),
+            "error": "no usable NVIDIA driver in the container (%s: %s)" % (smi, error or driver_error)}))
+        return Compute("cpu", warnings=warnings)
+    driver = next((line.strip() for line in driver_out.splitlines() if re.match(r"^\d+\.", line.strip())), "")
+    driver_major = int(driver.split(".")[0]) if driver else 0
+    # nvidia-smi in a container lists what the host has; the container uses the GPUs whose node it was given.
+    rows = [r for r in parse_smi_rows(out) if int(r["index"]) in minors]
+    cuda_visible = env.get("CUDA_VISIBLE_DEVICES")
+    if cuda_visible is not None and cuda_visible.strip() in ("", "-1"):
+        return Compute("cpu")
+    usable = []
+    for token, row in _visible(cuda_visible, rows, lambda r: r["uuid"]):
+        cc = _cc(row["compute_cap"])
+        fields = {"id": row["uuid"], "description": row["name"], "compute": row["compute_cap"],
+                  "pci_id": pci_id(row["pci.bus_id"]), "driver": driver}
+        if cc is not None and cc < NVIDIA_MIN_COMPUTE:
+            warnings.append(("WARN", "CUDA GPU is too old", dict(fields, minimum_compute="%d.%d" % NVIDIA_MIN_COMPUTE)))
+            continue
+        need = NVIDIA_OLD_COMPUTE_MIN_DRIVER if cc is not None and cc <= NVIDIA_OLD_COMPUTE_MAX else NVIDIA_MIN_DRIVER
+        if driver_major < need:
+            warnings.append(("WARN", "NVIDIA driver too old", dict(fields, minimum_driver=str(need))))
+            continue
+        total = int(re.match(r"^\s*(\d*)", row["memory.total"]).group(1) or 0)
+        usable.append({"filter_id": token, "compute": row["compute_cap"], "description": row["name"],
+                       "pci_id": pci_id(row["pci.bus_id"]), "total_mib": total,
+                       "available_mib": max(total - VRAM_RESERVED_MIB, 0), "uuid": row["uuid"]})
+    if not usable:
+        return Compute("cpu", warnings=warnings)
+    cuda = cuda_version(driver)
+    for index, gpu in enumerate(usable):
+        gpu.update(id=str(index), name="CUDA%d" % index, driver=cuda,
+                   libdirs="ollama,cuda_v13" if int(cuda.split(".")[0]) >= 13 else "ollama,cuda_v12")
+    return Compute("CUDA", usable, warnings)
+
+
+def gfx_from_override(value: str):
+    """HSA_OVERRIDE_GFX_VERSION 10.3.0 -> gfx1030 (the step in hex: 9.0.10 -> gfx90a)."""
+    match = re.match(r"^\s*(\d+)\.(\d+)\.(\d+)\s*$", value or "")
+    return "gfx%d%d%x" % tuple(int(g) for g in match.groups()) if match else None
+
+
+def discover_rocm(root: str, env) -> Compute | None:
+    """ROCm GPUs from /dev/kfd and the render nodes; None when the container was given none."""
+    try:
+        renders = sorted(n for n in os.listdir(os.path.join(root, "dev", "dri")) if re.match(r"^renderD\d+$", n))
+    except OSError:
+        renders = []
+    if not os.path.exists(os.path.join(root, "dev", "kfd")) or not renders:
+        return None
+    gfx = (env.get("OLLAMA_DOUBLE_ROCM_GFX") or "gfx1030").strip().lower()
+    try:
+        vram = int(env.get("OLLAMA_DOUBLE_ROCM_VRAM_MIB") or 16384)
+    except ValueError:
+        vram = 16384
+    gpus = [{"index": i, "render": r} for i, r in enumerate(renders)]
+    selection = None
+    for name in ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES"):
+        if env.get(name) is not None:
+            if env[name].strip() in ("", "-1"):
+                return Compute("cpu")
+            selection = env[name] if selection is None else selection
+    warnings, usable = [], []
+    for token, gpu in _visible(selection, gpus, lambda g: None):
+        override = env.get("HSA_OVERRIDE_GFX_VERSION_%d" % gpu["index"]) or env.get("HSA_OVERRIDE_GFX_VERSION")
+        target = gfx_from_override(override) or gfx
+        if target not in ROCM_TARGETS:
+            warnings.append(("WARN", "amdgpu is not supported (supported types:[%s])" % " ".join(ROCM_TARGETS),
+                             {"gpu_type": target, "gpu": str(gpu["index"]), "library": "ROCm"}))
+            warnings.append(("INFO", "See https://github.com/ollama/ollama/blob/main/docs/gpu.md#overrides for "
+                                     "HSA_OVERRIDE_GFX_VERSION usage", {}))
+            continue
+        usable.append({"filter_id": token, "compute": target, "description": ROCM_NAMES.get(gfx, "AMD Radeon Graphics"),
+                       "pci_id": "0000:%02x:00.0" % (3 + gpu["index"]), "total_mib": vram,
+                       "available_mib": max(vram - VRAM_RESERVED_MIB, 0)})
+    if not usable:
+        return Compute("cpu", warnings=warnings)
+    for index, gpu in enumerate(usable):
+        gpu.update(id=str(index), name="ROCm%d" % index, driver=ROCM_DRIVER, libdirs="ollama,rocm")
+    return Compute("ROCm", usable, warnings)
+
+
+def discover_compute(env=None, root: str | None = None) -> Compute:
+    """Ollama's startup discovery: CUDA, then ROCm, else the CPU."""
+    env = os.environ if env is None else env
+    root = root if root is not None else (env.get("OLLAMA_DOUBLE_ROOT") or "/")
+    nvidia = discover_nvidia(root, env)
+    if nvidia is not None and nvidia.library != "cpu":
+        return nvidia
+    rocm = discover_rocm(root, env)
+    # GPUs that were given but cannot be used: Ollama says why (the warnings) and goes on
+    warnings = (nvidia.warnings if nvidia else []) + (rocm.warnings if rocm else [])
+    if rocm is not None and rocm.library != "cpu":
+        rocm.warnings = warnings
+        return rocm
+    return Compute("cpu", warnings=warnings)
+
+
+# The lines a forced OLLAMA_DOUBLE_GPU logs: one made-up GPU of each kind.
+FORCED_COMPUTE = {
+    "cuda": Compute("CUDA", [{"id": "0", "filter_id": None, "compute": "8.9", "name": "CUDA0",
+                              "description": "NVIDIA GeForce RTX 4090 (test double)", "libdirs": "ollama,cuda_v13",
+                              "driver": "13.0", "pci_id": "0000:01:00.0", "total_mib": 24576, "available_mib": 24064}]),
+    "rocm": Compute("ROCm", [{"id": "0", "filter_id": "0", "compute": "gfx1100", "name": "ROCm0",
+                              "description": "AMD Radeon RX 7900 XTX (test double)", "libdirs": "ollama,rocm",
+                              "driver": ROCM_DRIVER, "pci_id": "0000:03:00.0", "total_mib": 24576, "available_mib": 24064}]),
+}
+
+
 # ---------------------------------------------------------------- serve
 
 def _log(level: str, source: str, msg: str, **fields) -> None:
@@ -1862,17 +2138,17 @@ def _server_config(bind_url: str, models_dir: str, keep_alive: int) -> str:
 
 
 def _inference_compute_line(double: Double) -> None:
-    gpu = double.gpu()
+    compute = double.compute()
+    for level, msg, fields in compute.warnings:
+        _log(level, DISCOVERY_SOURCE, msg, **fields)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
-    if gpu == "cuda":
-        _log("INFO", "types.go:60", "inference compute", id="0", filter_id=visible or "0", library="CUDA", compute="8.9",
-             name="CUDA0", description="NVIDIA GeForce RTX 4090 (test double)", libdirs="ollama,cuda_v13", driver="13.0",
-             pci_id="0000:01:00.0", type="discrete", total="24.0 GiB", available="23.5 GiB")
-    elif gpu == "rocm":
-        _log("INFO", "types.go:60", "inference compute", id="0", filter_id="0", library="ROCm", compute="gfx1100",
-             name="ROCm0", description="AMD Radeon RX 7900 XTX (test double)", libdirs="ollama,rocm", driver="60342.13",
-             pci_id="0000:03:00.0", type="discrete", total="24.0 GiB", available="23.5 GiB")
-    else:
+    for gpu in compute.gpus:
+        filter_id = gpu["filter_id"] if gpu["filter_id"] is not None else (visible or "0")
+        _log("INFO", "types.go:60", "inference compute", id=gpu["id"], filter_id=filter_id, library=compute.library,
+             compute=gpu["compute"], name=gpu["name"], description=gpu["description"], libdirs=gpu["libdirs"],
+             driver=gpu["driver"], pci_id=gpu["pci_id"], type="discrete", total=gib(gpu["total_mib"]),
+             available=gib(gpu["available_mib"]))
+    if not compute.gpus:
         _log("INFO", "types.go:60", "inference compute", id="cpu", library="cpu", compute="", name="cpu",
              description="cpu", libdirs="ollama", driver="", pci_id="", type="", total="15.6 GiB", available="14.9 GiB")
 
