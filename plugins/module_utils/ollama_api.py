@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright (c) 2026, ragops
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one Ollama HTTP client of the collection: version, tags, ps, show, delete, pull, load.
+"""The one Ollama HTTP client of the collection: version, tags, ps, show, delete, pull, load, embed.
 
 Every failure is an OllamaError whose ``kind`` says what happened, read from Ollama's own
 words (server/images.go, server/download.go at v0.33), so callers can say what to do about
@@ -189,6 +189,29 @@ class OllamaClient:
             return self._json('POST', '/api/embed', body)
         body['stream'] = False
         return self._json('POST', '/api/generate', body)
+
+    def embed(self, name, texts, keep_alive=None, timeout=None):
+        """POST /api/embed: one vector per text, in order (Ollama L2-normalises them).
+
+        ``timeout`` bounds this request alone: the first call may load the model, which takes
+        longer than a plain read.
+        """
+        body = {'model': name, 'input': list(texts)}
+        value = keep_alive_value(keep_alive)
+        if value is not None:
+            body['keep_alive'] = value
+        response = self._request('POST', '/api/embed', body, timeout=timeout)
+        if response.status_code != 200:
+            message = _error_text(response)
+            raise OllamaError(message, classify(message, response.status_code), response.status_code)
+        try:
+            vectors = response.json().get('embeddings')
+        except (ValueError, AttributeError):
+            vectors = None
+        if not isinstance(vectors, list) or len(vectors) != len(body['input']):
+            raise OllamaError('POST %s/api/embed: expected %d embeddings, got %.200s'
+                              % (self.api_url, len(body['input']), response.text), OTHER, response.status_code)
+        return vectors
 
     def pull(self, name, insecure=False, stall_timeout=60, connect_timeout=None):
         """POST /api/pull, streamed: yields each NDJSON line parsed, ends after ``success``.

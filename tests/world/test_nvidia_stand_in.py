@@ -630,7 +630,9 @@ def test_the_ollama_double_runs_on_the_gpu_it_was_given(gpu_host) -> None:
     for c in gpu cpu; do
       for _ in $(seq 50); do docker exec $c ollama list >/dev/null 2>&1 && break; sleep 0.2; done
       docker exec $c ollama pull qwen2.5:0.5b >/dev/null
-      docker exec $c python3 -c "import json, urllib.request as u; u.urlopen(u.Request('http://127.0.0.1:11434/api/generate', data=json.dumps({'model': 'qwen2.5:0.5b'}).encode())).read(); print('ps', json.dumps(json.load(u.urlopen('http://127.0.0.1:11434/api/ps'))['models'][0]))"
+      docker exec $c python3 -c "import json, urllib.request as u; \
+        u.urlopen(u.Request('http://127.0.0.1:11434/api/generate', data=json.dumps({'model': 'qwen2.5:0.5b'}).encode())).read(); \
+        print('ps', json.dumps(json.load(u.urlopen('http://127.0.0.1:11434/api/ps'))['models'][0]))"
       docker logs $c 2>&1 | grep 'inference compute'
     done
     docker rm -f gpu cpu >/dev/null

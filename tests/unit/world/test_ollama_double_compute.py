@@ -192,8 +192,8 @@ def test_rocm_gpu_per_render_node(od, tmp_path):
     root = amd_root(tmp_path, ("renderD128", "renderD129"))
     compute = od.discover_compute(env={"OLLAMA_DOUBLE_ROCM_VRAM_MIB": "8192"}, root=str(root))
     assert compute.library == "ROCm"
-    assert [(g["name"], g["compute"], g["total_mib"]) for g in compute.gpus] == [("ROCm0", "gfx1030", 8192),
-                                                                                ("ROCm1", "gfx1030", 8192)]
+    assert [(g["name"], g["compute"], g["total_mib"]) for g in compute.gpus] == [
+        ("ROCm0", "gfx1030", 8192), ("ROCm1", "gfx1030", 8192)]
 
 
 @pytest.mark.parametrize(("env", "library", "compute"), [
