@@ -84,9 +84,11 @@ def floor_findings(facts):
             return []
         codes = [code for code in seen.get('causes') or [] if code in DRIVER_FIXES]
         reason = seen.get('cpu_fallback_reason')
-        if not codes and not reason:
+        # Only a floor is the driver's doing: a fallback for another cause (no GPU runtime, GPUs
+        # hidden) is named by the check that owns it, never answered with a driver upgrade.
+        if not codes:
             return []
-        return [(codes[0] if codes else None, reason or 'Ollama is predicted to fall back to the CPU')]
+        return [(codes[0], reason or 'Ollama is predicted to fall back to the CPU')]
     nvidia = facts.get('nvidia') or {}
     warnings = facts.get('gpu_warnings')
     if warnings is None:

@@ -308,3 +308,17 @@ def test_daemon_json_and_docker():
     assert bad['status'] == 'fail' and 'json.tool' in bad['fix']
     assert s.check_daemon_json('p', None, {'default-runtime': 'nvidia'}, 'default-runtime is nvidia but ...')['status'] == 'fail'
     assert s.check_docker('connection refused', {})['status'] == 'fail'
+
+
+def test_a_fallback_without_a_floor_is_no_driver_finding():
+    """The runtime removed on a driver that passes the floors: the fix is the runtime, not a driver upgrade."""
+    facts = {'ollama_outlook': {'vendor': 'none', 'inference': 'cpu', 'causes': ['no_gpu_runtime'],
+                                'cpu_fallback_reason': 'Docker has no nvidia runtime; running Ollama on the CPU'}}
+    assert g.floor_findings(facts) == []
+
+
+def test_a_floor_named_by_the_outlook_is_a_driver_finding():
+    reason = 'GPU 0 (GTX 1080, compute capability 6.1) needs NVIDIA driver 570 or newer'
+    facts = {'ollama_outlook': {'vendor': 'nvidia', 'inference': 'cpu', 'cpu_fallback_reason': reason,
+                                'causes': ['nvidia_driver_too_old_for_compute_capability', 'nvidia_driver_too_old']}}
+    assert g.floor_findings(facts) == [('nvidia_driver_too_old_for_compute_capability', reason)]
