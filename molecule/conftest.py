@@ -3,6 +3,7 @@ molecule/<scenario>/tests/ directory: the repository's pytest.ini makes the chec
 from __future__ import annotations
 
 import pytest
+import testinfra
 
 
 @pytest.fixture
@@ -22,3 +23,13 @@ def dockerd_not_restarted(host):
         props = dict(line.split('=', 1) for line in out.splitlines())
         assert last == ['MainPID=%s' % props['MainPID'], 'ActiveEnterTimestampMonotonic=%s' % props['ActiveEnterTimestampMonotonic']]
     return check
+
+
+@pytest.fixture(scope='session')
+def instances(request):
+    """For a scenario with several instances: names -> {instance name: testinfra host}, from Molecule's inventory."""
+    inventory = request.config.getoption('ansible_inventory')
+
+    def hosts(names):
+        return {name: testinfra.get_host('ansible://%s' % name, ansible_inventory=inventory) for name in names}
+    return hosts

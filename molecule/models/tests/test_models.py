@@ -11,7 +11,6 @@ import json
 
 import pytest
 
-import testinfra
 
 GPU, CPU, AIRGAP = 'ragops-models-gpu', 'ragops-models-cpu', 'ragops-models-airgap'
 HOSTS = (GPU, CPU, AIRGAP)
@@ -57,10 +56,9 @@ def rfc3339(text):
 
 
 @pytest.fixture(scope='module')
-def fleet(request):
+def fleet(instances):
     """{instance name: testinfra host}, for the checks that compare the three instances."""
-    inventory = request.config.getoption('ansible_inventory')
-    return {name: testinfra.get_host('ansible://%s' % name, ansible_inventory=inventory) for name in HOSTS}
+    return instances(HOSTS)
 
 
 @pytest.fixture(scope='module')
