@@ -102,14 +102,14 @@ class Doctor:
 
         evidence = {'expected': expected, 'facts': facts, 'container': ollama_inspect, 'name': ollama['name'],
                     'cgroup_driver': info.get('CgroupDriver'), 'log_hints': gpu_checks.log_hints(log_text)}
-        if ollama.get('state', 'started') != 'started':
-            pass
-        elif expected == 'nvidia':
+        wanted = ollama.get('state') or 'started'
+        # The GPU checks are about the container the inventory wants running; a stopped or absent
+        # Ollama (ollama_state) has no GPU to prove.
+        if wanted == 'started' and expected == 'nvidia':
             self._nvidia(facts, info, ollama_inspect, running, evidence)
-        elif expected == 'amd':
+        elif wanted == 'started' and expected == 'amd':
             self._amd(ollama_inspect, running, evidence)
 
-        wanted = ollama.get('state') or 'started'
         if wanted == 'started':
             self.add(stack_checks.check_container('ollama_container', ollama['name'], ollama_inspect,
                                                   self._tail(log_text), 'Ollama'))
